@@ -33,18 +33,18 @@ type State struct {
 	Target     *Target         `yaml:"target,omitempty" json:"target,omitempty"`
 	Defaults   *Defaults       `yaml:"defaults,omitempty" json:"defaults,omitempty"`
 	Policy     *Policy         `yaml:"policy,omitempty" json:"policy,omitempty"`
-	Hosts      map[string]Host `yaml:"hosts,omitempty" json:"hosts,omitempty"`
-	Volumes    []Volume        `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	Hosts      map[string]Host `yaml:"hosts,omitempty" json:"hosts,omitempty" validate:"dive"`
+	Volumes    []Volume        `yaml:"volumes,omitempty" json:"volumes,omitempty" validate:"dive"`
 }
 
 // Target is the one RDS the state describes.
 type Target struct {
 	// Address is the NVMe/TCP address hosts connect to.
-	Address  string `yaml:"address" json:"address"`
-	NVMePort int    `yaml:"nvmePort,omitempty" json:"nvmePort,omitempty"`
+	Address  string `yaml:"address" json:"address" validate:"required"`
+	NVMePort int    `yaml:"nvmePort,omitempty" json:"nvmePort,omitempty" validate:"min=1,max=65535"`
 	SSH      SSH    `yaml:"ssh" json:"ssh"`
 	// BasePath is the RDS folder holding the volume files: <basePath>/<name>.img.
-	BasePath string `yaml:"basePath" json:"basePath"`
+	BasePath string `yaml:"basePath" json:"basePath" validate:"required"`
 	// NQNPrefix + volume name is each volume's subsystem NQN; controllers whose
 	// NQN starts with it are managed (and may be disconnected as orphans).
 	NQNPrefix string `yaml:"nqnPrefix,omitempty" json:"nqnPrefix,omitempty"`
@@ -72,15 +72,15 @@ type SSH struct {
 type Defaults struct {
 	Connection Connection `yaml:"connection,omitempty" json:"connection,omitempty"`
 	Retry      Retry      `yaml:"retry,omitempty" json:"retry,omitempty"`
-	FSType     string     `yaml:"fsType,omitempty" json:"fsType,omitempty"`
+	FSType     string     `yaml:"fsType,omitempty" json:"fsType,omitempty" validate:"oneof=ext4 xfs"`
 }
 
 // Connection holds the kernel NVMe/TCP timeouts, in seconds. Nil means
 // "inherit" (volume from defaults, defaults from the seed values).
 type Connection struct {
-	CtrlLossTmo    *int `yaml:"ctrlLossTmo,omitempty" json:"ctrlLossTmo,omitempty"`
-	ReconnectDelay *int `yaml:"reconnectDelay,omitempty" json:"reconnectDelay,omitempty"`
-	KeepAliveTmo   *int `yaml:"keepAliveTmo,omitempty" json:"keepAliveTmo,omitempty"`
+	CtrlLossTmo    *int `yaml:"ctrlLossTmo,omitempty" json:"ctrlLossTmo,omitempty" validate:"omitnil,min=-1"`
+	ReconnectDelay *int `yaml:"reconnectDelay,omitempty" json:"reconnectDelay,omitempty" validate:"omitnil,min=1"`
+	KeepAliveTmo   *int `yaml:"keepAliveTmo,omitempty" json:"keepAliveTmo,omitempty" validate:"omitnil,min=0"`
 }
 
 // Timeouts are resolved connection timeouts, in seconds. CtrlLossTmo -1
@@ -93,11 +93,11 @@ type Timeouts struct {
 
 // Retry is the backoff policy of every action apply takes.
 type Retry struct {
-	Attempts     uint     `yaml:"attempts,omitempty" json:"attempts,omitempty"`
+	Attempts     uint     `yaml:"attempts,omitempty" json:"attempts,omitempty" validate:"min=1"`
 	InitialDelay Duration `yaml:"initialDelay,omitempty" json:"initialDelay,omitempty"`
 	MaxDelay     Duration `yaml:"maxDelay,omitempty" json:"maxDelay,omitempty"`
-	Multiplier   float64  `yaml:"multiplier,omitempty" json:"multiplier,omitempty"`
-	Jitter       float64  `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	Multiplier   float64  `yaml:"multiplier,omitempty" json:"multiplier,omitempty" validate:"gte=1"`
+	Jitter       float64  `yaml:"jitter,omitempty" json:"jitter,omitempty" validate:"gte=0,lte=1"`
 }
 
 // Orphan policies.
@@ -108,13 +108,13 @@ const (
 
 // Policy says what the reconciler may do to things nobody declared.
 type Policy struct {
-	Orphans string `yaml:"orphans,omitempty" json:"orphans,omitempty"`
+	Orphans string `yaml:"orphans,omitempty" json:"orphans,omitempty" validate:"oneof=disconnect report"`
 	Prune   bool   `yaml:"prune,omitempty" json:"prune,omitempty"`
 }
 
 // Host is a machine that may have volumes attached.
 type Host struct {
-	HostNQN string `yaml:"hostNQN" json:"hostNQN"`
+	HostNQN string `yaml:"hostNQN" json:"hostNQN" validate:"required,max=223"`
 }
 
 // Volume states.
@@ -125,13 +125,13 @@ const (
 
 // Volume is one RDS disk exported over NVMe/TCP.
 type Volume struct {
-	Name        string     `yaml:"name" json:"name"`
+	Name        string     `yaml:"name" json:"name" validate:"required"`
 	Size        Quantity   `yaml:"size,omitempty" json:"size,omitempty"`
-	State       string     `yaml:"state,omitempty" json:"state,omitempty"`
+	State       string     `yaml:"state,omitempty" json:"state,omitempty" validate:"oneof=present absent"`
 	Connection  Connection `yaml:"connection,omitempty" json:"connection,omitempty"`
 	Attachments []string   `yaml:"attachments,omitempty" json:"attachments,omitempty"`
 	Protect     bool       `yaml:"protect,omitempty" json:"protect,omitempty"`
-	FSType      string     `yaml:"fsType,omitempty" json:"fsType,omitempty"`
+	FSType      string     `yaml:"fsType,omitempty" json:"fsType,omitempty" validate:"omitempty,oneof=ext4 xfs"`
 	// Source is the file the volume was declared in (set by Load, not YAML).
 	Source string `yaml:"-" json:"-"`
 }

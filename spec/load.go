@@ -1,0 +1,361 @@
+package spec
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Default values that have no constant in types.go.
+const (
+	DefaultSSHTimeout        = 10 * time.Second
+	DefaultRetryAttempts     = 5
+	DefaultRetryInitialDelay = time.Second
+	DefaultRetryMaxDelay     = 30 * time.Second
+	DefaultRetryMultiplier   = 2.0
+	DefaultRetryJitter       = 0.1
+	DefaultOrphans           = OrphansDisconnect
+)
+
+// layer is one decoded file, before merging.
+type layer struct {
+	file string
+	st   State
+	dec  *decoder
+	// broken means the file could not be read or parsed at all; checks
+	// across files are skipped then, as they would only add noise.
+	broken bool
+}
+
+// Load reads, layers, defaults and validates one or more state files.
+// Every problem in every file is reported at once as *Errors.
+//
+// Layering: target, defaults and policy may each appear in at most one file;
+// hosts merge (a name in two files must have the same hostNQN); volumes come
+// from all files and a volume name may appear in only one. Relative *File
+// paths are resolved against the directory of the file that names them.
+func Load(files ...string) (*State, error) {
+	if len(files) == 0 {
+		return nil, &Errors{{Msg: "no state file given; pass one with -f FILE"}}
+	}
+	var layers []*layer
+	var errs Errors
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, Error{File: f, Msg: fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))})
+			layers = append(layers, &layer{file: f, dec: newDecoder(f), broken: true})
+			continue
+		}
+		l := parseLayer(f, data)
+		errs = append(errs, l.dec.errs...)
+		layers = append(layers, l)
+	}
+	st, more := assemble(layers, true)
+	errs = append(errs, more...)
+	if len(errs) > 0 {
+		es := errs.sort()
+		return nil, &es
+	}
+	return st, nil
+}
+
+// LoadBytes is Load for one in-memory file; name is used in errors and to
+// resolve relative paths.
+func LoadBytes(name string, data []byte) (*State, error) {
+	l := parseLayer(name, data)
+	st, more := assemble([]*layer{l}, true)
+	errs := append(l.dec.errs, more...)
+	if len(errs) > 0 {
+		es := errs.sort()
+		return nil, &es
+	}
+	return st, nil
+}
+
+// unwrapPathError drops the path from *os.PathError: the file name is
+// already at the start of the message.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// parseLayer decodes one file, resolves its relative paths and fills the
+// defaults of the sections it declares. Problems land in l.dec.errs.
+func parseLayer(name string, data []byte) *layer {
+	l := &layer{file: name, dec: newDecoder(name)}
+	root := l.dec.parse(data)
+	if root == nil {
+		l.broken = true
+		return l
+	}
+	l.dec.decode(root, reflect.ValueOf(&l.st).Elem(), "", 0)
+	if l.dec.budget <= 0 {
+		l.broken = true
+		return l
+	}
+	if l.st.APIVersion != APIVersion {
+		l.dec.errAt(l.dec.locate("apiVersion"), "apiVersion", "must be %q, got %q", APIVersion, l.st.APIVersion)
+	}
+	if l.st.Kind != Kind {
+		l.dec.errAt(l.dec.locate("kind"), "kind", "must be %q, got %q", Kind, l.st.Kind)
+	}
+	if t := l.st.Target; t != nil {
+		dir := filepath.Dir(name)
+		for _, p := range []*string{&t.SSH.PrivateKeyFile, &t.SSH.PassphraseFile, &t.SSH.PasswordFile, &t.SSH.KnownHostsFile} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(dir, *p)
+			}
+		}
+	}
+	applyDefaults(&l.st, l.dec.has)
+	return l
+}
+
+// applyDefaults fills every field the file left out. has tells a field set
+// to its zero value ("jitter: 0") from one left out, so explicit zeros are
+// kept and validated rather than silently replaced.
+func applyDefaults(st *State, has func(string) bool) {
+	if t := st.Target; t != nil {
+		if !has("target.nvmePort") {
+			t.NVMePort = DefaultNVMePort
+		}
+		if !has("target.nqnPrefix") {
+			t.NQNPrefix = DefaultNQNPrefix
+		}
+		if t.SSH.Address != "" {
+			t.SSH.Address = withDefaultPort(t.SSH.Address)
+		}
+		if !has("target.ssh.timeout") {
+			t.SSH.Timeout = Duration{DefaultSSHTimeout}
+		}
+	}
+	if d := st.Defaults; d != nil {
+		fillDefaults(d, has)
+	}
+	if p := st.Policy; p != nil && !has("policy.orphans") {
+		p.Orphans = DefaultOrphans
+	}
+	for i := range st.Volumes {
+		if !has(fmt.Sprintf("volumes[%d].state", i)) {
+			st.Volumes[i].State = Present
+		}
+	}
+}
+
+func fillDefaults(d *Defaults, has func(string) bool) {
+	c := &d.Connection
+	if c.CtrlLossTmo == nil {
+		c.CtrlLossTmo = intPtr(DefaultCtrlLossTmo)
+	}
+	if c.ReconnectDelay == nil {
+		c.ReconnectDelay = intPtr(DefaultReconnectDelay)
+	}
+	if c.KeepAliveTmo == nil {
+		c.KeepAliveTmo = intPtr(DefaultKeepAliveTmo)
+	}
+	r := &d.Retry
+	if !has("defaults.retry.attempts") {
+		r.Attempts = DefaultRetryAttempts
+	}
+	if !has("defaults.retry.initialDelay") {
+		r.InitialDelay = Duration{DefaultRetryInitialDelay}
+	}
+	if !has("defaults.retry.maxDelay") {
+		r.MaxDelay = Duration{DefaultRetryMaxDelay}
+	}
+	if !has("defaults.retry.multiplier") {
+		r.Multiplier = DefaultRetryMultiplier
+	}
+	if !has("defaults.retry.jitter") {
+		r.Jitter = DefaultRetryJitter
+	}
+	if !has("defaults.fsType") {
+		d.FSType = DefaultFSType
+	}
+}
+
+func intPtr(i int) *int { return &i }
+
+// withDefaultPort appends :22 to an SSH address that has no port. Anything
+// unparsable is left alone for validation to report.
+func withDefaultPort(addr string) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	if strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") {
+		return addr + ":" + strconv.Itoa(DefaultSSHPort)
+	}
+	if !strings.Contains(addr, ":") || net.ParseIP(addr) != nil {
+		return net.JoinHostPort(addr, strconv.Itoa(DefaultSSHPort))
+	}
+	return addr
+}
+
+// merged remembers which layer each part of the merged state came from, so
+// an error found after merging still points into the right file.
+type merged struct {
+	layers   []*layer
+	target   *layer
+	defaults *layer
+	policy   *layer
+	hosts    map[string]*layer
+	volumes  []volOrigin
+}
+
+type volOrigin struct {
+	l   *layer
+	idx int // index in that layer's volumes list
+}
+
+// where maps a path in the merged state to a file, position and the path as
+// written in that file.
+func (m *merged) where(path string) (file string, p pos, local string) {
+	var l *layer
+	local = path
+	head, rest, _ := strings.Cut(path, ".")
+	switch {
+	case strings.HasPrefix(path, "volumes["):
+		end := strings.IndexByte(path, ']')
+		i, err := strconv.Atoi(path[len("volumes["):end])
+		if err == nil && i < len(m.volumes) {
+			o := m.volumes[i]
+			l = o.l
+			local = fmt.Sprintf("volumes[%d]%s", o.idx, path[end+1:])
+		}
+	case head == "target":
+		l = m.target
+	case head == "defaults":
+		l = m.defaults
+	case head == "policy":
+		l = m.policy
+	case head == "hosts":
+		name, _, _ := strings.Cut(rest, ".")
+		l = m.hosts[name]
+	}
+	if l == nil {
+		if len(m.layers) == 0 {
+			return "", pos{}, path
+		}
+		l = m.layers[0]
+	}
+	return l.file, l.dec.locate(local), local
+}
+
+// assemble merges decoded layers into one State, validates it and fills the
+// values volumes inherit. complete requires a target (Load); Store layers
+// are checked with complete=false.
+func assemble(layers []*layer, complete bool) (*State, Errors) {
+	for _, l := range layers {
+		if l.broken {
+			return nil, nil
+		}
+	}
+	m := &merged{layers: layers, hosts: map[string]*layer{}}
+	st := &State{APIVersion: APIVersion, Kind: Kind}
+	var errs Errors
+	conflict := func(l *layer, key string, first *layer) {
+		errs = append(errs, Error{File: l.file, Line: l.dec.keys[key].line, Col: l.dec.keys[key].col, Path: key,
+			Msg: fmt.Sprintf("%s is already set in %s (line %d); keep it in one file only", key, first.file, first.dec.keys[key].line)})
+	}
+	volSeen := map[string]volOrigin{}
+	for _, l := range layers {
+		if l.st.Target != nil {
+			if m.target != nil {
+				conflict(l, "target", m.target)
+			} else {
+				m.target, st.Target = l, l.st.Target
+			}
+		}
+		if l.st.Defaults != nil {
+			if m.defaults != nil {
+				conflict(l, "defaults", m.defaults)
+			} else {
+				m.defaults, st.Defaults = l, l.st.Defaults
+			}
+		}
+		if l.st.Policy != nil {
+			if m.policy != nil {
+				conflict(l, "policy", m.policy)
+			} else {
+				m.policy, st.Policy = l, l.st.Policy
+			}
+		}
+		for name, h := range l.st.Hosts {
+			first, ok := m.hosts[name]
+			if !ok {
+				if st.Hosts == nil {
+					st.Hosts = map[string]Host{}
+				}
+				m.hosts[name], st.Hosts[name] = l, h
+				continue
+			}
+			if st.Hosts[name].HostNQN != h.HostNQN {
+				key := "hosts." + name
+				p := l.dec.locate(key + ".hostNQN")
+				errs = append(errs, Error{File: l.file, Line: p.line, Col: p.col, Path: key + ".hostNQN",
+					Msg: fmt.Sprintf("host %q is declared in %s (line %d) with hostNQN %q; a host must have the same hostNQN in every file",
+						name, first.file, first.dec.keys[key].line, st.Hosts[name].HostNQN)})
+			}
+		}
+		for i, v := range l.st.Volumes {
+			v.Source = l.file
+			if first, dup := volSeen[v.Name]; dup && v.Name != "" {
+				path := fmt.Sprintf("volumes[%d].name", i)
+				p := l.dec.locate(path)
+				fp := first.l.dec.locate(fmt.Sprintf("volumes[%d].name", first.idx))
+				where := fmt.Sprintf("line %d", fp.line)
+				if first.l != l {
+					where = fmt.Sprintf("%s line %d", first.l.file, fp.line)
+				}
+				errs = append(errs, Error{File: l.file, Line: p.line, Col: p.col, Path: path,
+					Msg: fmt.Sprintf("volume %q is already declared (%s); a volume name must be unique across all files", v.Name, where)})
+				continue
+			}
+			volSeen[v.Name] = volOrigin{l, i}
+			m.volumes = append(m.volumes, volOrigin{l, i})
+			st.Volumes = append(st.Volumes, v)
+		}
+	}
+	if st.Defaults == nil {
+		st.Defaults = &Defaults{}
+		fillDefaults(st.Defaults, func(string) bool { return false })
+	}
+	if st.Policy == nil {
+		st.Policy = &Policy{Orphans: DefaultOrphans}
+	}
+	if complete && st.Target == nil && len(layers) > 0 {
+		names := make([]string, len(layers))
+		for i, l := range layers {
+			names[i] = l.file
+		}
+		errs = append(errs, Error{File: layers[0].file, Line: 1, Col: 1, Path: "target",
+			Msg: fmt.Sprintf("no file declares the target (the RDS to manage); add a target section to one of: %s", strings.Join(names, ", "))})
+	}
+	// A value that failed to decode is left zero; checking it again would
+	// only repeat the problem in other words ("size: is required").
+	failed := map[[2]string]bool{}
+	for _, l := range layers {
+		for _, e := range l.dec.errs {
+			failed[[2]string{e.File, e.Path}] = true
+		}
+	}
+	for _, e := range validateState(st, m, complete) {
+		if !failed[[2]string{e.File, e.Path}] {
+			errs = append(errs, e)
+		}
+	}
+	for i := range st.Volumes {
+		if st.Volumes[i].FSType == "" {
+			st.Volumes[i].FSType = st.Defaults.FSType
+		}
+	}
+	return st, errs
+}
