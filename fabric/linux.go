@@ -466,7 +466,9 @@ func (l *Linux) deleteController(ctx context.Context, name string) error {
 	dir := filepath.Join(l.opts.SysfsRoot, "class", "nvme", name)
 	if err := l.writeAttr(filepath.Join(dir, "delete_controller"), "1"); err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) {
-			return fmt.Errorf("%w: %s", ErrNotFound, name)
+			if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+				return fmt.Errorf("%w: %s", ErrNotFound, name)
+			}
 		}
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
