@@ -11,6 +11,8 @@
 #   E2E_WORK        build/work folder (default e2e/work, gitignored)
 #   E2E_STRICT=1    count SKIP as failure
 #   E2E_VERBOSE=1   stream the whole serial console, not only the markers
+#   E2E_EXTRA_DIR   debugging: a folder copied to /extra in the VM; its NN-name.sh
+#                   files become scenarios too
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -153,6 +155,10 @@ build_initramfs() {
   install -m 0755 "$E2E/vm/init" "$root/init"
   install -m 0644 "$E2E/vm/lib.sh" "$root/e2e/lib.sh"
   cp -r "$E2E/scenarios" "$root/e2e/scenarios"
+  if [ -n "${E2E_EXTRA_DIR:-}" ]; then
+    cp -r "$E2E_EXTRA_DIR" "$root/extra"
+    cp "$E2E_EXTRA_DIR"/[0-9]*.sh "$root/e2e/scenarios/" 2>/dev/null || true
+  fi
   printf '%s\n' "${SCENARIOS[@]}" >"$root/e2e/scenarios.list"
   (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 >"$WORK/initrd.gz")
   log "initramfs $(du -h "$WORK/initrd.gz" | cut -f1), modules: $(echo $mods | wc -w)"
@@ -161,7 +167,8 @@ build_initramfs() {
 # --- scenarios -------------------------------------------------------------------
 select_scenarios() {
   local all=() f n
-  for f in "$E2E"/scenarios/[0-9]*.sh; do
+  for f in "$E2E"/scenarios/[0-9]*.sh ${E2E_EXTRA_DIR:+"$E2E_EXTRA_DIR"/[0-9]*.sh}; do
+    [ -f "$f" ] || continue
     n=$(basename "$f" .sh)
     all+=("${n#*-}")
   done
