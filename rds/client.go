@@ -1,0 +1,758 @@
+package rds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Client is what the reconciler needs from an RDS. SSHClient implements it;
+// tests elsewhere may fake it.
+type Client interface {
+	List(ctx context.Context) (Inventory, error)
+	Get(ctx context.Context, slot string) (*Disk, error)
+	Create(ctx context.Context, r CreateRequest) error
+	SetExport(ctx context.Context, r ExportRequest) error
+	Grow(ctx context.Context, slot string, size int64) error
+	Delete(ctx context.Context, slot, filePath string) error
+	RemoveFile(ctx context.Context, path string) error
+	Capacity(ctx context.Context) (Capacity, error)
+	Version(ctx context.Context) (string, error)
+	Close() error
+}
+
+var _ Client = (*SSHClient)(nil)
+
+// Config says how to reach and authenticate to one RDS, and which of its
+// disks belong to us.
+type Config struct {
+	Address string // host:port
+	// User is the RouterOS login. It may carry console options after '+'
+	// (e.g. "admin+ct512w"); when it has none, DefaultLoginOptions is
+	// appended so output is not coloured and rarely wrapped.
+	User           string
+	PrivateKey     []byte // PEM; nil when password auth
+	Passphrase     []byte // for an encrypted key; never logged
+	Password       string // never logged
+	KnownHostsFile string
+	// InsecureIgnoreHostKey skips host key checks (logs a warning).
+	InsecureIgnoreHostKey bool
+	Timeout               time.Duration // dial + handshake; default 10s
+	// SlotPrefix: only disks whose slot starts with it are listed or
+	// changed ("" = all file disks under BasePath).
+	SlotPrefix string
+	BasePath   string // e.g. storage-pool/volumes
+	Logger     *slog.Logger
+	// KeepAlive is the interval of SSH keepalive requests; default 30s,
+	// negative disables them.
+	KeepAlive time.Duration
+	// MaxSessions caps concurrent SSH sessions (RouterOS allows few);
+	// default 4.
+	MaxSessions int
+	// DisableJSON forces `print detail` parsing even where RouterOS has
+	// :serialize (for tests and odd firmware).
+	DisableJSON bool
+}
+
+// DefaultLoginOptions are appended to a User without '+': no colours (c),
+// no terminal detection (t) and a wide console (512w) so print detail
+// wraps as little as possible. The parsers still handle wrapped output.
+const DefaultLoginOptions = "+ct512w"
+
+const (
+	defaultTimeout     = 10 * time.Second
+	defaultKeepAlive   = 30 * time.Second
+	defaultMaxSessions = 4
+)
+
+// SSHClient talks to one RDS over one reused SSH connection, one session per
+// command. It is safe for concurrent use.
+type SSHClient struct {
+	cfg    Config
+	v      validator
+	log    *slog.Logger
+	ssh    *ssh.ClientConfig
+	sem    chan struct{} // session slots
+	dialMu chan struct{} // held while dialling; a channel so waiting honours ctx
+
+	mu     sync.Mutex
+	conn   *connState
+	closed bool
+
+	roundTrips atomic.Int64
+	dials      atomic.Int64
+}
+
+// connState is one SSH connection and what we learned about the router
+// through it.
+type connState struct {
+	client *ssh.Client
+	done   chan struct{} // closed when the connection ends
+
+	probeMu sync.Mutex
+	probed  bool
+	json    bool
+}
+
+// New validates cfg and returns a client. It does not dial: the first call
+// does.
+func New(cfg Config) (*SSHClient, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = defaultKeepAlive
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = defaultMaxSessions
+	}
+	if cfg.Address == "" {
+		return nil, fmt.Errorf("%w: rds: address is required", ErrInvalid)
+	}
+	if cfg.User == "" {
+		return nil, fmt.Errorf("%w: rds: user is required", ErrInvalid)
+	}
+	if !strings.Contains(cfg.User, "+") {
+		cfg.User += DefaultLoginOptions
+	}
+	if !prefixRe.MatchString(cfg.SlotPrefix) {
+		return nil, fmt.Errorf("%w: rds: slot prefix %q must match %s", ErrInvalid, cfg.SlotPrefix, prefixRe)
+	}
+	base := strings.Trim(cfg.BasePath, "/")
+	if base == "" || !pathRe.MatchString(base) || strings.Contains(base, "..") || strings.Contains(base, "//") {
+		return nil, fmt.Errorf("%w: rds: base path %q must be a clean path of [A-Za-z0-9._/-]", ErrInvalid, cfg.BasePath)
+	}
+	cfg.BasePath = base
+	sc, err := sshConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &SSHClient{
+		cfg:    cfg,
+		v:      validator{prefix: cfg.SlotPrefix, base: base},
+		log:    cfg.Logger.With("rds", cfg.Address),
+		ssh:    sc,
+		sem:    make(chan struct{}, cfg.MaxSessions),
+		dialMu: make(chan struct{}, 1),
+	}, nil
+}
+
+// RoundTrips returns the number of commands sent so far.
+func (c *SSHClient) RoundTrips() int64 { return c.roundTrips.Load() }
+
+// Dials returns the number of SSH handshakes attempted so far.
+func (c *SSHClient) Dials() int64 { return c.dials.Load() }
+
+// Close closes the connection. Calls after Close fail.
+func (c *SSHClient) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cs := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if cs != nil {
+		return cs.client.Close()
+	}
+	return nil
+}
+
+// errClosed is returned by calls after Close.
+var errClosed = errors.New("client closed")
+
+// connect returns the live connection, dialling when there is none.
+func (c *SSHClient) connect(ctx context.Context) (*connState, error) {
+	c.mu.Lock()
+	cs, closed := c.conn, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	if cs != nil && !cs.isDone() {
+		return cs, nil
+	}
+	select {
+	case c.dialMu <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.dialMu }()
+	// Another caller may have dialled while we waited.
+	c.mu.Lock()
+	cs, closed = c.conn, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	if cs != nil && !cs.isDone() {
+		return cs, nil
+	}
+	client, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs = &connState{client: client, done: make(chan struct{})}
+	go func() {
+		_ = client.Wait()
+		close(cs.done)
+	}()
+	if c.cfg.KeepAlive > 0 {
+		go c.keepAlive(cs)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = client.Close()
+		return nil, errClosed
+	}
+	c.conn = cs
+	c.mu.Unlock()
+	return cs, nil
+}
+
+func (cs *connState) isDone() bool {
+	select {
+	case <-cs.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// drop forgets cs (if still current) and closes it, so the next call dials.
+func (c *SSHClient) drop(cs *connState) {
+	c.mu.Lock()
+	if c.conn == cs {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+	_ = cs.client.Close()
+}
+
+// keepAlive sends keepalive requests; a failed or unanswered one closes the
+// connection so the next command re-dials instead of hanging.
+func (c *SSHClient) keepAlive(cs *connState) {
+	t := time.NewTicker(c.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-cs.done:
+			return
+		case <-t.C:
+		}
+		errc := make(chan error, 1)
+		go func() {
+			// Any reply, even "unsupported", proves the peer is alive.
+			_, _, err := cs.client.SendRequest("keepalive@openssh.com", true, nil)
+			errc <- err
+		}()
+		select {
+		case err := <-errc:
+			if err == nil {
+				continue
+			}
+			c.log.Warn("rds keepalive failed; closing connection", "err", err)
+		case <-time.After(c.cfg.Timeout):
+			c.log.Warn("rds keepalive unanswered; closing connection", "timeout", c.cfg.Timeout)
+		case <-cs.done:
+			return
+		}
+		c.drop(cs)
+		return
+	}
+}
+
+// errBeforeSend marks failures where the command certainly did not reach
+// the router, so even a write may be retried on a fresh connection.
+type errBeforeSend struct{ err error }
+
+func (e errBeforeSend) Error() string { return e.err.Error() }
+func (e errBeforeSend) Unwrap() error { return e.err }
+
+// run sends one command and returns its output. Reads (mutating=false) are
+// retried once on a fresh connection after any transport failure; writes
+// only when the failure happened before the command was sent.
+func (c *SSHClient) run(ctx context.Context, op, slot, cmd string, mutating bool) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", c.ctxError(op, slot, cmd, err)
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", c.ctxError(op, slot, cmd, ctx.Err())
+	}
+	defer func() { <-c.sem }()
+
+	out, err := c.runOnce(ctx, cmd)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errClosed) && !isTerminalDial(err) {
+		var before errBeforeSend
+		if !mutating || errors.As(err, &before) {
+			c.log.Debug("rds command failed on transport; retrying on a fresh connection",
+				"op", op, "err", err)
+			out, err = c.runOnce(ctx, cmd)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", c.ctxError(op, slot, cmd, ctx.Err())
+		}
+		return "", c.transportError(op, slot, cmd, err)
+	}
+	return out, nil
+}
+
+// isTerminalDial tells dial failures retrying cannot fix.
+func isTerminalDial(err error) bool {
+	return errors.Is(err, ErrHostKey) || errors.Is(err, ErrAuth) || errors.Is(err, ErrInvalid)
+}
+
+func (c *SSHClient) ctxError(op, slot, cmd string, err error) error {
+	return &Error{Op: op, Slot: slot, Command: cmd, Retryable: errors.Is(err, context.DeadlineExceeded), Err: err}
+}
+
+func (c *SSHClient) transportError(op, slot, cmd string, err error) error {
+	e := &Error{Op: op, Slot: slot, Command: cmd, Err: err}
+	switch {
+	case errors.Is(err, errClosed):
+	case isTerminalDial(err):
+	default:
+		e.Retryable = true
+		if !errors.Is(err, ErrConnection) {
+			e.Err = fmt.Errorf("%w: %w", ErrConnection, err)
+		}
+	}
+	return e
+}
+
+// runOnce runs cmd in a new session on the current connection.
+func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
+	cs, err := c.connect(ctx)
+	if err != nil {
+		return "", errBeforeSend{err}
+	}
+	sess, err := cs.client.NewSession()
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		if !errors.As(err, &oce) {
+			// The connection is broken: forget it so the retry re-dials.
+			c.drop(cs)
+		}
+		return "", errBeforeSend{fmt.Errorf("%w: open session: %w", ErrConnection, err)}
+	}
+	defer sess.Close()
+	var out lockedBuffer
+	sess.Stdout = &out
+	sess.Stderr = &out
+	start := time.Now()
+	c.roundTrips.Add(1)
+	done := make(chan error, 1)
+	go func() {
+		if err := sess.Start(cmd); err != nil {
+			done <- err
+			return
+		}
+		done <- sess.Wait()
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// Closing the session ends the remote command's channel; the
+		// goroutine then returns.
+		_ = sess.Close()
+		return "", ctx.Err()
+	case <-cs.done:
+		err = fmt.Errorf("%w: connection closed during command", ErrConnection)
+	}
+	c.log.Debug("rds command", "cmd", cmd, "took", time.Since(start), "err", err)
+	if err != nil {
+		var exit *ssh.ExitError
+		if errors.As(err, &exit) {
+			// RouterOS exit status is unreliable; the text decides.
+			return out.String(), nil
+		}
+		c.drop(cs)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %w", ErrConnection, err)
+		}
+		return "", err
+	}
+	return out.String(), nil
+}
+
+// lockedBuffer collects stdout and stderr, which x/crypto/ssh copies from
+// two goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// useJSON probes once per connection whether :serialize exists.
+func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
+	if c.cfg.DisableJSON {
+		return false, nil
+	}
+	cs, err := c.connect(ctx)
+	if err != nil {
+		return false, c.transportError("probe", "", jsonProbe, err)
+	}
+	cs.probeMu.Lock()
+	defer cs.probeMu.Unlock()
+	if cs.probed {
+		return cs.json, nil
+	}
+	out, err := c.run(ctx, "probe", "", jsonProbe, false)
+	if err != nil {
+		return false, err
+	}
+	cs.json = strings.HasPrefix(strings.TrimSpace(out), "[")
+	cs.probed = true
+	c.log.Debug("rds output format probed", "json", cs.json)
+	return cs.json, nil
+}
+
+func (c *SSHClient) reads(ctx context.Context) (readCommands, error) {
+	j, err := c.useJSON(ctx)
+	return readCommands{json: j, v: c.v}, err
+}
+
+// read runs a read command and parses its items.
+func (c *SSHClient) read(ctx context.Context, op, slot string, rc readCommands, cmd string) ([]map[string]string, error) {
+	out, err := c.run(ctx, op, slot, cmd, false)
+	if err != nil {
+		return nil, err
+	}
+	return parseSection(op, slot, cmd, out, rc.json)
+}
+
+func parseSection(op, slot, cmd, out string, asJSON bool) ([]map[string]string, error) {
+	if line := errorLine(out); line != "" {
+		return nil, outputError(op, slot, cmd, line)
+	}
+	var items []map[string]string
+	var err error
+	if asJSON {
+		items, err = ParseJSON(out)
+	} else {
+		items, err = ParseDetail(out)
+	}
+	if err != nil {
+		return nil, &Error{Op: op, Slot: slot, Command: cmd, Output: capOutput(out), Err: err}
+	}
+	return items, nil
+}
+
+// write runs a mutating command: any output at all is an error.
+func (c *SSHClient) write(ctx context.Context, op, slot, cmd string) error {
+	out, err := c.run(ctx, op, slot, cmd, true)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) != "" {
+		return outputError(op, slot, cmd, out)
+	}
+	return nil
+}
+
+// List reads managed disks, .img files under BasePath and pool capacity in
+// one round trip (plus, once per connection, the format probe).
+func (c *SSHClient) List(ctx context.Context) (Inventory, error) {
+	rc, err := c.reads(ctx)
+	if err != nil {
+		return Inventory{}, err
+	}
+	cmd := rc.list()
+	out, err := c.run(ctx, "list", "", cmd, false)
+	if err != nil {
+		return Inventory{}, err
+	}
+	sections, err := splitSections(out)
+	if err != nil {
+		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Err: err}
+	}
+	var inv Inventory
+	diskItems, err := parseSection("list disks", "", cmd, sections[markDisks], rc.json)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, m := range diskItems {
+		d, err := DiskFromFields(m)
+		if err != nil {
+			return Inventory{}, &Error{Op: "list disks", Command: cmd, Err: err}
+		}
+		if c.managed(d) {
+			inv.Disks = append(inv.Disks, d)
+		}
+	}
+	fileItems, err := parseSection("list files", "", cmd, sections[markFiles], rc.json)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, m := range fileItems {
+		f, err := FileFromFields(m)
+		if err != nil {
+			return Inventory{}, &Error{Op: "list files", Command: cmd, Err: err}
+		}
+		if _, err := c.v.leftoverFile(f.Name); err == nil {
+			inv.Files = append(inv.Files, f)
+		}
+	}
+	poolItems, err := parseSection("list pool", "", cmd, sections[markPool], rc.json)
+	if err != nil {
+		return Inventory{}, err
+	}
+	if len(poolItems) > 0 {
+		p, err := CapacityFromFields(poolItems[0])
+		if err != nil {
+			return Inventory{}, &Error{Op: "list pool", Command: cmd, Err: err}
+		}
+		inv.Pool = &p
+	}
+	return inv, nil
+}
+
+// managed reports whether d belongs to us: slot prefix when one is set,
+// otherwise a file disk under BasePath.
+func (c *SSHClient) managed(d Disk) bool {
+	if c.v.prefix != "" {
+		return strings.HasPrefix(d.Slot, c.v.prefix)
+	}
+	return d.Type == "file" && strings.HasPrefix(d.FilePath, c.v.base+"/")
+}
+
+// splitSections cuts List output at the marker lines.
+func splitSections(out string) (map[string]string, error) {
+	sections := make(map[string]string, 3)
+	cur := ""
+	var b strings.Builder
+	seenEnd := false
+	for _, line := range splitLines(out) {
+		switch t := strings.TrimSpace(line); t {
+		case markDisks, markFiles, markPool, markEnd:
+			if cur != "" {
+				sections[cur] = b.String()
+			}
+			b.Reset()
+			cur = t
+			if t == markEnd {
+				seenEnd = true
+			}
+			continue
+		}
+		if cur == "" {
+			if strings.TrimSpace(line) != "" {
+				// Text before the first marker: RouterOS refused the
+				// script as a whole.
+				return nil, outputError("list", "", "", line)
+			}
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	if !seenEnd {
+		if line := errorLine(b.String()); line != "" {
+			return nil, outputError("list", "", "", line)
+		}
+		return nil, fmt.Errorf("%w: list output truncated (no end marker)", ErrConnection)
+	}
+	return sections, nil
+}
+
+// Get returns one disk, or ErrNotFound.
+func (c *SSHClient) Get(ctx context.Context, slot string) (*Disk, error) {
+	if err := c.v.slot(slot); err != nil {
+		return nil, &Error{Op: "get", Slot: slot, Err: err}
+	}
+	rc, err := c.reads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := rc.disk(slot)
+	if err != nil {
+		return nil, &Error{Op: "get", Slot: slot, Err: err}
+	}
+	items, err := c.read(ctx, "get", slot, rc, cmd)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range items {
+		if m["slot"] != slot {
+			continue
+		}
+		d, err := DiskFromFields(m)
+		if err != nil {
+			return nil, &Error{Op: "get", Slot: slot, Command: cmd, Err: err}
+		}
+		return &d, nil
+	}
+	return nil, &Error{Op: "get", Slot: slot, Command: cmd, Err: ErrNotFound}
+}
+
+// Create adds a file-backed disk exported over NVMe/TCP in one command.
+func (c *SSHClient) Create(ctx context.Context, r CreateRequest) error {
+	const op = "create"
+	if err := c.v.slot(r.Slot); err != nil {
+		return &Error{Op: op, Slot: r.Slot, Err: err}
+	}
+	fp, err := c.v.filePath(r.FilePath, r.Slot)
+	if err != nil {
+		return &Error{Op: op, Slot: r.Slot, Err: err}
+	}
+	r.FilePath = fp
+	if err := firstErr(validSize(r.Size), validPort(r.Port), validNQN(r.NQN)); err != nil {
+		return &Error{Op: op, Slot: r.Slot, Err: err}
+	}
+	cmd, err := cmdAdd(r)
+	if err != nil {
+		return &Error{Op: op, Slot: r.Slot, Err: err}
+	}
+	return c.write(ctx, op, r.Slot, cmd)
+}
+
+// SetExport (re)sets a disk's NVMe/TCP export: export on, port and NQN.
+func (c *SSHClient) SetExport(ctx context.Context, r ExportRequest) error {
+	const op = "set-export"
+	if err := firstErr(c.v.slot(r.Slot), validPort(r.Port), validNQN(r.NQN)); err != nil {
+		return &Error{Op: op, Slot: r.Slot, Err: err}
+	}
+	cmd, err := cmdSetExport(r)
+	if err != nil {
+		return &Error{Op: op, Slot: r.Slot, Err: err}
+	}
+	return c.write(ctx, op, r.Slot, cmd)
+}
+
+// Grow sets a larger file size. It reads the current size first and refuses
+// to shrink (ErrShrink) without sending anything; equal size is a no-op.
+func (c *SSHClient) Grow(ctx context.Context, slot string, size int64) error {
+	const op = "grow"
+	if err := firstErr(c.v.slot(slot), validSize(size)); err != nil {
+		return &Error{Op: op, Slot: slot, Err: err}
+	}
+	d, err := c.Get(ctx, slot)
+	if err != nil {
+		return err
+	}
+	switch {
+	case size < d.Size:
+		return &Error{Op: op, Slot: slot, Err: fmt.Errorf("%w: %d bytes is less than the current %d", ErrShrink, size, d.Size)}
+	case size == d.Size:
+		return nil
+	}
+	cmd, err := cmdGrow(slot, size)
+	if err != nil {
+		return &Error{Op: op, Slot: slot, Err: err}
+	}
+	return c.write(ctx, op, slot, cmd)
+}
+
+// Delete removes the disk, then its file (RouterOS keeps the file when a
+// disk is removed). A missing disk or file is not an error.
+func (c *SSHClient) Delete(ctx context.Context, slot, filePath string) error {
+	const op = "delete"
+	if err := c.v.slot(slot); err != nil {
+		return &Error{Op: op, Slot: slot, Err: err}
+	}
+	fp, err := c.v.filePath(filePath, slot)
+	if err != nil {
+		return &Error{Op: op, Slot: slot, Err: err}
+	}
+	cmd, err := cmdRemoveDisk(slot)
+	if err != nil {
+		return &Error{Op: op, Slot: slot, Err: err}
+	}
+	if err := c.write(ctx, op, slot, cmd); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return c.removeFile(ctx, op, slot, fp)
+}
+
+// RemoveFile removes a leftover <BasePath>/<slot>.img file. A missing file
+// is not an error.
+func (c *SSHClient) RemoveFile(ctx context.Context, path string) error {
+	const op = "remove-file"
+	fp, err := c.v.leftoverFile(path)
+	if err != nil {
+		return &Error{Op: op, Err: err}
+	}
+	return c.removeFile(ctx, op, "", fp)
+}
+
+func (c *SSHClient) removeFile(ctx context.Context, op, slot, fp string) error {
+	cmd, err := cmdRemoveFile(fp)
+	if err != nil {
+		return &Error{Op: op, Slot: slot, Err: err}
+	}
+	if err := c.write(ctx, op, slot, cmd); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Capacity returns the size and free space of the pool holding BasePath.
+func (c *SSHClient) Capacity(ctx context.Context) (Capacity, error) {
+	rc, err := c.reads(ctx)
+	if err != nil {
+		return Capacity{}, err
+	}
+	cmd := rc.pool()
+	items, err := c.read(ctx, "capacity", "", rc, cmd)
+	if err != nil {
+		return Capacity{}, err
+	}
+	if len(items) == 0 {
+		return Capacity{}, &Error{Op: "capacity", Command: cmd, Err: fmt.Errorf("%w: no disk mounted at the pool of %q", ErrNotFound, c.v.base)}
+	}
+	p, err := CapacityFromFields(items[0])
+	if err != nil {
+		return Capacity{}, &Error{Op: "capacity", Command: cmd, Err: err}
+	}
+	return p, nil
+}
+
+// Version returns the RouterOS version as printed, e.g. "7.16 (stable)".
+func (c *SSHClient) Version(ctx context.Context) (string, error) {
+	out, err := c.run(ctx, "version", "", cmdResource, false)
+	if err != nil {
+		return "", err
+	}
+	if line := errorLine(out); line != "" {
+		return "", outputError("version", "", cmdResource, line)
+	}
+	v := parseKeyValueLines(out)["version"]
+	if v == "" {
+		return "", &Error{Op: "version", Command: cmdResource, Output: capOutput(out), Err: fmt.Errorf("%w: no version in output", ErrRejected)}
+	}
+	return v, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

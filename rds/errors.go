@@ -1,0 +1,217 @@
+package rds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Sentinel errors. Callers test them with errors.Is; every error returned by
+// SSHClient that comes from RouterOS or the transport is an *Error wrapping
+// one of these or the transport error itself.
+var (
+	// ErrNotFound: the disk, file or pool does not exist ("no such item").
+	ErrNotFound = errors.New("not found")
+	// ErrShrink: a Grow would make a disk smaller; refused before sending.
+	ErrShrink = errors.New("refusing to shrink a disk")
+	// ErrNoSpace: RouterOS answered "failure: not enough space".
+	ErrNoSpace = errors.New("not enough space on the RDS")
+	// ErrInvalid: a value failed validation; nothing was sent.
+	ErrInvalid = errors.New("invalid value")
+	// ErrRejected: RouterOS refused the command for another reason (syntax
+	// error, invalid value, bad command name, unexpected output). Terminal.
+	ErrRejected = errors.New("command rejected by RouterOS")
+	// ErrBusy: RouterOS answered that it is busy or an action timed out.
+	// Retryable.
+	ErrBusy = errors.New("RouterOS busy")
+	// ErrHostKey: the RDS host key is unknown, changed or revoked. Terminal
+	// until an operator fixes known_hosts.
+	ErrHostKey = errors.New("host key verification failed")
+	// ErrAuth: the RDS refused our credentials. Terminal.
+	ErrAuth = errors.New("ssh authentication failed")
+	// ErrConnection: the SSH transport failed (dial, handshake, session or a
+	// connection dropped mid-command). Retryable. A mutating command whose
+	// connection dropped after it was sent may or may not have been applied;
+	// callers re-read the state before deciding again.
+	ErrConnection = errors.New("ssh connection failed")
+)
+
+// Error is the error type of every failed RDS operation. Command never holds
+// secrets: commands are built only from validated slot names, paths, NQNs and
+// numbers. Output is what RouterOS printed, trimmed and capped.
+type Error struct {
+	Op        string // "list", "create", ...
+	Slot      string // the slot concerned, when there is one
+	Command   string // the RouterOS command line, when one was sent or built
+	Output    string // RouterOS output that made us judge it an error
+	Retryable bool
+	Err       error // a sentinel above, or the transport error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("rds ")
+	b.WriteString(e.Op)
+	if e.Slot != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Slot)
+	}
+	b.WriteString(": ")
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	}
+	if e.Output != "" {
+		fmt.Fprintf(&b, ": RouterOS said %q", e.Output)
+	}
+	if e.Command != "" {
+		fmt.Fprintf(&b, " (command: %s)", e.Command)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether retrying the operation may succeed: transport
+// failures (refused or reset connections, EOF, timeouts, broken SSH sessions or
+// channels) and RouterOS saying it is busy. Terminal errors — not enough space,
+// invalid values, syntax errors, no such item, host key and authentication
+// failures, cancellation — return false. Meant for retry-go's RetryIf.
+func IsRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Retryable
+	}
+	return transportRetryable(err)
+}
+
+// transportRetryable classifies errors that did not come from RouterOS text.
+func transportRetryable(err error) bool {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrShrink), errors.Is(err, ErrNoSpace),
+		errors.Is(err, ErrInvalid), errors.Is(err, ErrRejected), errors.Is(err, ErrHostKey),
+		errors.Is(err, ErrAuth):
+		return false
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrConnection):
+		return true
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH):
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) {
+		return true
+	}
+	var em *ssh.ExitMissingError
+	if errors.As(err, &em) {
+		return true
+	}
+	return false
+}
+
+// routerosErrors maps error text RouterOS prints to a sentinel. Order matters:
+// the first match wins. RouterOS has no structured error channel over SSH and
+// its exit status is unreliable, so the text decides.
+var routerosErrors = []struct {
+	substr string
+	err    error
+}{
+	{"not enough space", ErrNoSpace},
+	{"no such item", ErrNotFound},
+	{"busy", ErrBusy},
+	{"action timed out", ErrBusy},
+	{"failure:", ErrRejected},
+	{"bad command name", ErrRejected},
+	{"expected end of command", ErrRejected},
+	{"syntax error", ErrRejected},
+	{"input does not match any value", ErrRejected},
+	{"invalid value", ErrRejected},
+	{"invalid trailing characters", ErrRejected},
+	{"action cancelled", ErrRejected},
+	{"expected ", ErrRejected}, // "expected command name", "expected closing brace"...
+}
+
+// classifyOutput returns the sentinel matching RouterOS error text in out, or
+// nil when out holds none of the known strings.
+func classifyOutput(out string) error {
+	low := strings.ToLower(out)
+	for _, r := range routerosErrors {
+		if strings.Contains(low, r.substr) {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// errorPrefixes start the lines RouterOS prints instead of data when a read
+// command fails. Reads look for them at the start of a line only, because
+// data (a slot named "busy-1") may contain the same words.
+var errorPrefixes = []string{
+	"failure:", "no such item", "bad command name", "expected end of command",
+	"syntax error", "input does not match any value", "invalid value",
+	"value of ", "action cancelled", "action timed out", "expected ", "busy",
+}
+
+// errorLine returns the first line of read output that is RouterOS error
+// text, or "".
+func errorLine(out string) string {
+	for line := range strings.SplitSeq(out, "\n") {
+		t := strings.ToLower(strings.TrimSpace(line))
+		for _, p := range errorPrefixes {
+			if strings.HasPrefix(t, p) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	return ""
+}
+
+// outputError builds the *Error for RouterOS output judged as an error.
+func outputError(op, slot, cmd, out string) *Error {
+	sentinel := classifyOutput(out)
+	if sentinel == nil {
+		sentinel = ErrRejected
+	}
+	return &Error{
+		Op: op, Slot: slot, Command: cmd, Output: capOutput(out),
+		Retryable: errors.Is(sentinel, ErrBusy), Err: sentinel,
+	}
+}
+
+// capOutput trims and caps output quoted in errors so a runaway answer does
+// not flood logs.
+func capOutput(out string) string {
+	out = strings.TrimSpace(out)
+	const max = 512
+	if len(out) > max {
+		return out[:max] + "..."
+	}
+	return out
+}
+
+func invalidf(op, slot, format string, args ...any) error {
+	return &Error{Op: op, Slot: slot, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)}
+}
