@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Default values that have no constant in types.go.
@@ -97,7 +99,7 @@ func parseLayer(name string, data []byte) *layer {
 		return l
 	}
 	l.dec.decode(root, reflect.ValueOf(&l.st).Elem(), "", 0)
-	if l.dec.budget <= 0 {
+	if l.dec.budget <= 0 || root.Kind != yaml.MappingNode {
 		l.broken = true
 		return l
 	}
@@ -263,7 +265,7 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 	var errs Errors
 	conflict := func(l *layer, key string, first *layer) {
 		errs = append(errs, Error{File: l.file, Line: l.dec.keys[key].line, Col: l.dec.keys[key].col, Path: key,
-			Msg: fmt.Sprintf("%s is already set in %s (line %d); keep it in one file only", key, first.file, first.dec.keys[key].line)})
+			Msg: fmt.Sprintf("already set in %s (line %d); keep it in one file only", first.file, first.dec.keys[key].line)})
 	}
 	volSeen := map[string]volOrigin{}
 	for _, l := range layers {
@@ -336,7 +338,8 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 		for i, l := range layers {
 			names[i] = l.file
 		}
-		errs = append(errs, Error{File: layers[0].file, Line: 1, Col: 1, Path: "target",
+		p := layers[0].dec.locate("")
+		errs = append(errs, Error{File: layers[0].file, Line: p.line, Col: p.col, Path: "target",
 			Msg: fmt.Sprintf("no file declares the target (the RDS to manage); add a target section to one of: %s", strings.Join(names, ", "))})
 	}
 	// A value that failed to decode is left zero; checking it again would
