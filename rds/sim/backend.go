@@ -1,0 +1,185 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// ErrNoSpace is what a backend returns when the pool or the disk under it is
+// full; the simulator answers "failure: not enough space".
+var ErrNoSpace = errors.New("not enough space")
+
+// Export is one disk's NVMe/TCP export as a backend sees it.
+type Export struct {
+	Slot string
+	NQN  string
+	Port int
+	Path string // RouterOS file path, no leading '/': storage-pool/volumes/db.img
+	On   bool
+}
+
+// Backend stores the disks' files and exports them. The simulator keeps the
+// RouterOS view (slots, properties, pool accounting) itself and calls the
+// backend for the side effects only, so every backend behaves the same over
+// SSH. Paths are RouterOS file paths, already checked to be relative and
+// free of "..".
+type Backend interface {
+	// Capacity is the pool size in bytes and what the backend knows to be
+	// free; the simulator's own accounting decides "not enough space".
+	Capacity() (size, free int64)
+	// Create makes a file of size bytes.
+	Create(ctx context.Context, path string, size int64) error
+	// Grow extends a file to size bytes (never shrinks).
+	Grow(ctx context.Context, path string, size int64) error
+	// Remove deletes a file.
+	Remove(ctx context.Context, path string) error
+	// Export turns a disk's NVMe/TCP export on or off; both are idempotent.
+	Export(ctx context.Context, e Export) error
+	// Close releases what the backend holds; exports are left as they are.
+	Close() error
+}
+
+// MemoryBackend keeps nothing but sizes: the default, for tests and demos.
+type MemoryBackend struct {
+	capacity int64
+	mu       sync.Mutex
+	files    map[string]int64
+}
+
+// NewMemoryBackend returns a backend whose pool holds capacity bytes.
+func NewMemoryBackend(capacity int64) *MemoryBackend {
+	return &MemoryBackend{capacity: capacity, files: map[string]int64{}}
+}
+
+func (m *MemoryBackend) used() int64 {
+	var n int64
+	for _, s := range m.files {
+		n += s
+	}
+	return n
+}
+
+// Capacity implements Backend.
+func (m *MemoryBackend) Capacity() (int64, int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.capacity, m.capacity - m.used()
+}
+
+// Create implements Backend.
+func (m *MemoryBackend) Create(_ context.Context, path string, size int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[path] = size
+	return nil
+}
+
+// Grow implements Backend.
+func (m *MemoryBackend) Grow(_ context.Context, path string, size int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[path] = size
+	return nil
+}
+
+// Remove implements Backend.
+func (m *MemoryBackend) Remove(_ context.Context, path string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.files, path)
+	return nil
+}
+
+// Export implements Backend: nothing to do in memory.
+func (m *MemoryBackend) Export(context.Context, Export) error { return nil }
+
+// Close implements Backend.
+func (m *MemoryBackend) Close() error { return nil }
+
+// DefaultFileCapacity is the pool size of the file backends: sparse files
+// cost no real space, so the pool is a number, not the host's free space.
+const DefaultFileCapacity int64 = 1 << 40
+
+// FileBackend keeps each disk as a sparse file under a folder:
+// DIR/storage-pool/volumes/db.img.
+type FileBackend struct {
+	dir      string
+	capacity int64
+}
+
+// NewFileBackend returns a backend storing sparse files under dir, with a
+// pool of DefaultFileCapacity (Options.PoolSize overrides it).
+func NewFileBackend(dir string) *FileBackend {
+	return &FileBackend{dir: dir, capacity: DefaultFileCapacity}
+}
+
+// Path is where a RouterOS file path lives on this host.
+func (f *FileBackend) Path(path string) string {
+	return filepath.Join(f.dir, filepath.FromSlash(strings.TrimPrefix(path, "/")))
+}
+
+// Capacity implements Backend; free is not tracked here.
+func (f *FileBackend) Capacity() (int64, int64) { return f.capacity, f.capacity }
+
+// Create implements Backend: a sparse file of the given size.
+func (f *FileBackend) Create(_ context.Context, path string, size int64) error {
+	p := f.Path(path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", path, mapErr(err))
+	}
+	fh, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, mapErr(err))
+	}
+	if err := fh.Truncate(size); err != nil {
+		fh.Close()
+		return fmt.Errorf("create %s: %w", path, mapErr(err))
+	}
+	if err := fh.Close(); err != nil {
+		return fmt.Errorf("create %s: %w", path, mapErr(err))
+	}
+	return nil
+}
+
+// Grow implements Backend: truncate upwards keeps the file sparse.
+func (f *FileBackend) Grow(_ context.Context, path string, size int64) error {
+	p := f.Path(path)
+	st, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("grow %s: %w", path, err)
+	}
+	if st.Size() >= size {
+		return nil
+	}
+	if err := os.Truncate(p, size); err != nil {
+		return fmt.Errorf("grow %s: %w", path, mapErr(err))
+	}
+	return nil
+}
+
+// Remove implements Backend; a missing file is not an error.
+func (f *FileBackend) Remove(_ context.Context, path string) error {
+	if err := os.Remove(f.Path(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// Export implements Backend: files alone cannot be exported.
+func (f *FileBackend) Export(context.Context, Export) error { return nil }
+
+// Close implements Backend.
+func (f *FileBackend) Close() error { return nil }
+
+func mapErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) {
+		return fmt.Errorf("%w: %v", ErrNoSpace, err)
+	}
+	return err
+}

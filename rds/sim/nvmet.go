@@ -1,0 +1,181 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DefaultConfigFS is where the kernel NVMe target's configfs lives.
+const DefaultConfigFS = "/sys/kernel/config/nvmet"
+
+// NVMetBackend keeps sparse files like FileBackend and exports each
+// exported disk through the Linux kernel NVMe target (nvmet) over TCP:
+//
+//	subsystems/<nqn>                 attr_allow_any_host=1
+//	subsystems/<nqn>/namespaces/1    device_path, buffered_io=1, enable=1
+//	ports/<tcp port>                 addr_adrfam=ipv4 addr_trtype=tcp addr_traddr addr_trsvcid
+//	ports/<tcp port>/subsystems/<nqn> -> subsystems/<nqn>
+//
+// One nvmet port per distinct TCP port, its id the port number. Ports stay
+// once made: they are cheap and other exports may reuse them.
+type NVMetBackend struct {
+	*FileBackend
+	root string // .../nvmet
+	addr string // IPv4 address the ports listen on
+
+	// rmdir removes a configfs directory; tests swap it for one that acts
+	// like configfs on a plain directory tree (where attributes are files).
+	rmdir func(string) error
+}
+
+// NewNVMetBackend stores files under dir and exports them through the nvmet
+// configfs tree at configfs (DefaultConfigFS when ""), listening on addr.
+func NewNVMetBackend(dir, configfs, addr string) *NVMetBackend {
+	if configfs == "" {
+		configfs = DefaultConfigFS
+	}
+	return &NVMetBackend{FileBackend: NewFileBackend(dir), root: configfs, addr: addr, rmdir: os.Remove}
+}
+
+func (n *NVMetBackend) subsys(nqn string) string { return filepath.Join(n.root, "subsystems", nqn) }
+func (n *NVMetBackend) port(p int) string        { return filepath.Join(n.root, "ports", strconv.Itoa(p)) }
+
+func writeAttr(dir, name, val string) error {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o644); err != nil {
+		return fmt.Errorf("nvmet %s/%s: %w", filepath.Base(dir), name, err)
+	}
+	return nil
+}
+
+func readAttr(dir, name string) string {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// Export implements Backend.
+func (n *NVMetBackend) Export(ctx context.Context, e Export) error {
+	if e.NQN == "" || strings.ContainsAny(e.NQN, "/\x00") || e.NQN == "." || e.NQN == ".." {
+		return fmt.Errorf("nvmet: bad nqn %q", e.NQN)
+	}
+	if e.On {
+		return n.exportOn(e)
+	}
+	return n.exportOff(e)
+}
+
+func (n *NVMetBackend) exportOn(e Export) error {
+	sub := n.subsys(e.NQN)
+	ns := filepath.Join(sub, "namespaces", "1")
+	port := n.port(e.Port)
+	link := filepath.Join(port, "subsystems", e.NQN)
+	if exists(link) {
+		return nil // already exported
+	}
+	if err := os.MkdirAll(ns, 0o755); err != nil {
+		return fmt.Errorf("nvmet namespace: %w", err)
+	}
+	if err := writeAttr(sub, "attr_allow_any_host", "1"); err != nil {
+		return err
+	}
+	// device_path cannot change while the namespace is enabled.
+	if readAttr(ns, "enable") != "1" {
+		if err := writeAttr(ns, "device_path", n.Path(e.Path)); err != nil {
+			return err
+		}
+		// Files on tmpfs cannot be opened O_DIRECT.
+		if err := writeAttr(ns, "buffered_io", "1"); err != nil {
+			return err
+		}
+		if err := writeAttr(ns, "enable", "1"); err != nil {
+			return err
+		}
+	}
+	if !exists(port) {
+		if err := os.MkdirAll(port, 0o755); err != nil {
+			return fmt.Errorf("nvmet port: %w", err)
+		}
+		for _, kv := range [][2]string{{"addr_adrfam", "ipv4"}, {"addr_trtype", "tcp"},
+			{"addr_traddr", n.addr}, {"addr_trsvcid", strconv.Itoa(e.Port)}} {
+			if err := writeAttr(port, kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return fmt.Errorf("nvmet port: %w", err)
+	}
+	if err := os.Symlink(sub, link); err != nil {
+		return fmt.Errorf("nvmet link: %w", err)
+	}
+	return nil
+}
+
+// exportOff undoes exportOn in reverse: unlink from the port, disable and
+// remove the namespace, remove the subsystem.
+func (n *NVMetBackend) exportOff(e Export) error {
+	sub := n.subsys(e.NQN)
+	ns := filepath.Join(sub, "namespaces", "1")
+	link := filepath.Join(n.port(e.Port), "subsystems", e.NQN)
+	if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("nvmet unlink: %w", err)
+	}
+	if exists(ns) {
+		if err := writeAttr(ns, "enable", "0"); err != nil {
+			return err
+		}
+		if err := n.rmdir(ns); err != nil {
+			return fmt.Errorf("nvmet namespace: %w", err)
+		}
+	}
+	if exists(sub) {
+		if err := n.rmdir(sub); err != nil {
+			return fmt.Errorf("nvmet subsystem: %w", err)
+		}
+	}
+	return nil
+}
+
+// Grow implements Backend: grow the file, then make the new size visible:
+// revalidate_size where the kernel has it, else disable and enable again.
+func (n *NVMetBackend) Grow(ctx context.Context, path string, size int64) error {
+	if err := n.FileBackend.Grow(ctx, path, size); err != nil {
+		return err
+	}
+	dev := n.Path(path)
+	entries, err := os.ReadDir(filepath.Join(n.root, "subsystems"))
+	if err != nil {
+		return nil // nothing exported yet
+	}
+	for _, s := range entries {
+		ns := filepath.Join(n.root, "subsystems", s.Name(), "namespaces", "1")
+		if readAttr(ns, "device_path") != dev {
+			continue
+		}
+		if exists(filepath.Join(ns, "revalidate_size")) {
+			if err := writeAttr(ns, "revalidate_size", "1"); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := writeAttr(ns, "enable", "0"); err != nil {
+			return err
+		}
+		if err := writeAttr(ns, "enable", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
