@@ -59,7 +59,16 @@ func Load(files ...string) (*State, error) {
 		layers = append(layers, l)
 	}
 	st, more := assemble(layers, true)
-	errs = append(errs, more...)
+	return finish(st, append(errs, more...), files[0])
+}
+
+// finish returns the state or the sorted errors; a nil state with no error
+// would be a bug here, so it becomes an error rather than a nil dereference
+// in the caller.
+func finish(st *State, errs Errors, file string) (*State, error) {
+	if st == nil && len(errs) == 0 {
+		errs = Errors{{File: file, Msg: "internal: the state could not be assembled"}}
+	}
 	if len(errs) > 0 {
 		es := errs.sort()
 		return nil, &es
@@ -72,12 +81,7 @@ func Load(files ...string) (*State, error) {
 func LoadBytes(name string, data []byte) (*State, error) {
 	l := parseLayer(name, data)
 	st, more := assemble([]*layer{l}, true)
-	errs := append(l.dec.errs, more...)
-	if len(errs) > 0 {
-		es := errs.sort()
-		return nil, &es
-	}
-	return st, nil
+	return finish(st, append(l.dec.errs, more...), name)
 }
 
 // unwrapPathError drops the path from *os.PathError: the file name is
@@ -98,8 +102,13 @@ func parseLayer(name string, data []byte) *layer {
 		l.broken = true
 		return l
 	}
+	if root.Kind != yaml.MappingNode {
+		l.dec.errAt(nodePos(root), "", "a state file is a mapping that starts with apiVersion: %s and kind: %s", APIVersion, Kind)
+		l.broken = true
+		return l
+	}
 	l.dec.decode(root, reflect.ValueOf(&l.st).Elem(), "", 0)
-	if l.dec.budget <= 0 || root.Kind != yaml.MappingNode {
+	if l.dec.budget <= 0 {
 		l.broken = true
 		return l
 	}

@@ -296,7 +296,8 @@ func TestValidation(t *testing.T) {
 		{"two documents", target("---\napiVersion: rds-reconcile/v1\n"), "", "one YAML document"},
 		{"empty", "", "", "the file is empty"},
 		{"comments only", "# nothing\n", "", "the file is empty"},
-		{"not a mapping", "- a\n", "", "expected a mapping"},
+		{"not a mapping", "- a\n", "", "a state file is a mapping"},
+		{"bare tag", "!", "", "a state file is a mapping"},
 		{"no target", head, "target", "no file declares the target"},
 		{"bool for string", target("hosts:\n  h1: {hostNQN: true}\n"), "hosts.h1.hostNQN", "expected a string"},
 	}

@@ -286,7 +286,7 @@ func (c *checker) volumes(st *State, complete bool) {
 			switch {
 			case seen[h]:
 				c.add(ap, "host %q is listed twice; keep one", h)
-			case complete && st.Hosts[h] == (Host{}):
+			case complete && !hostDeclared(st, h):
 				c.add(ap, "host %q is not declared; add it under hosts with its hostNQN%s", h, declaredHosts(st))
 			}
 			seen[h] = true
@@ -306,4 +306,9 @@ func declaredHosts(st *State) string {
 // is reported once on target.slotPrefix, not again on every volume.
 func validSlotPrefix(p string) bool {
 	return p != "" && len(p) < MaxVolumeNameLen && slotPrefixRE.MatchString(p)
+}
+
+func hostDeclared(st *State, name string) bool {
+	_, ok := st.Hosts[name]
+	return ok
 }
