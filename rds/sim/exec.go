@@ -263,7 +263,7 @@ func filter(items []item, e expr) []item {
 	}
 	var out []item
 	for _, it := range items {
-		if e.match(it.props()) {
+		if e.match(it.prop) {
 			out = append(out, it)
 		}
 	}
@@ -455,8 +455,7 @@ func (in *interp) get(c *command, items []item, resolve func(string) (int, bool)
 	if prop == "" {
 		return value{kind: vItems, items: items[:1]}, nil
 	}
-	props := items[0].props()
-	v, ok := props[prop]
+	v, ok := items[0].prop(prop)
 	if !ok {
 		return value{}, noMatch("value-name")
 	}

@@ -226,3 +226,23 @@ func TestWidthFromLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestParseErrorRunsNothing: RouterOS parses the whole script first, so a
+// syntax error at its end stops the commands before it from running.
+func TestParseErrorRunsNothing(t *testing.T) {
+	s := newTestServer(t, Options{})
+	mustExec(t, s, addDB)
+	if out := s.Exec(`/disk remove pvc-db; /x`); !strings.HasPrefix(out, "bad command name x") {
+		t.Fatalf("got %q", out)
+	}
+	if len(s.Disks()) != 1 {
+		t.Error("a command before the syntax error ran")
+	}
+	// A runtime error, by contrast, keeps what ran before it.
+	if out := s.Exec(`/disk remove pvc-db; /disk remove pvc-db`); out != "no such item\n" {
+		t.Fatalf("got %q", out)
+	}
+	if len(s.Disks()) != 0 {
+		t.Error("the first remove did not run")
+	}
+}

@@ -292,7 +292,7 @@ func (p *parser) parseValue(menu string) (valueNode, error) {
 
 // expr is a where/find filter over an item's raw properties.
 type expr interface {
-	match(props map[string]string) bool
+	match(get func(string) (string, bool)) bool
 }
 
 type orExpr struct{ l, r expr }
@@ -305,12 +305,12 @@ type condExpr struct {
 	re   *regexp.Regexp
 }
 
-func (e orExpr) match(m map[string]string) bool  { return e.l.match(m) || e.r.match(m) }
-func (e andExpr) match(m map[string]string) bool { return e.l.match(m) && e.r.match(m) }
-func (e notExpr) match(m map[string]string) bool { return !e.e.match(m) }
+func (e orExpr) match(g func(string) (string, bool)) bool  { return e.l.match(g) || e.r.match(g) }
+func (e andExpr) match(g func(string) (string, bool)) bool { return e.l.match(g) && e.r.match(g) }
+func (e notExpr) match(g func(string) (string, bool)) bool { return !e.e.match(g) }
 
-func (e condExpr) match(m map[string]string) bool {
-	v, ok := m[e.prop]
+func (e condExpr) match(get func(string) (string, bool)) bool {
+	v, ok := get(e.prop)
 	switch e.op {
 	case tEq:
 		return ok && sameValue(v, e.val)

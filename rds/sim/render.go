@@ -180,16 +180,28 @@ func (it item) fields() []field {
 	return out
 }
 
-// props is the item as `where` sees it: raw values by name.
-func (it item) props() map[string]string {
-	m := map[string]string{".id": it.idString(), "comment": it.comment,
-		"disabled":     yesNo(strings.Contains(it.flags, "X")),
-		"block-device": yesNo(strings.Contains(it.flags, "B")),
-		"mounted":      yesNo(strings.Contains(it.flags, "M"))}
-	for _, f := range it.fields() {
-		m[f.name] = f.raw()
+// prop is one property as `where` and `get` see it: its raw value.
+func (it item) prop(name string) (string, bool) {
+	switch name {
+	case ".id":
+		return it.idString(), true
+	case "comment":
+		return it.comment, true
+	case "disabled":
+		return yesNo(strings.Contains(it.flags, "X")), true
+	case "block-device":
+		return yesNo(strings.Contains(it.flags, "B")), true
+	case "mounted":
+		return yesNo(strings.Contains(it.flags, "M")), true
 	}
-	return m
+	for _, g := range it.groups {
+		for _, f := range g {
+			if f.name == name {
+				return f.raw(), true
+			}
+		}
+	}
+	return "", false
 }
 
 // asValue is the item's key/value list, sorted by key as RouterOS arrays are.

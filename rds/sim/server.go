@@ -57,6 +57,8 @@ type Options struct {
 	StatePath string
 	// Now is the clock (time.Now when nil); tests pin it for stable output.
 	Now func() time.Time
+	// Faults are in force from the first connection; SetFaults changes them.
+	Faults Faults
 }
 
 // Faults are misbehaviours injected into the SSH service. The zero value
@@ -115,6 +117,8 @@ type Server struct {
 // New prepares a simulator; Start serves it.
 func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, poolName: "storage-pool", conns: map[net.Conn]struct{}{}}
+	s.faults = opts.Faults
+	s.faults.FailNext = append([]string(nil), opts.Faults.FailNext...)
 	s.log = opts.Logger
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -398,7 +402,7 @@ func (s *Server) Pool() (size, free int64) {
 }
 
 // SeedDiskSize is the size of each disk SeedDisks creates.
-const SeedDiskSize int64 = 64 << 20
+const SeedDiskSize int64 = 8 << 20
 
 // SeedDisks adds n exported disks named prefix00000, prefix00001, ... of
 // SeedDiskSize each, under storage-pool/volumes, for benchmarks.
