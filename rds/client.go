@@ -293,14 +293,34 @@ func (c *SSHClient) run(ctx context.Context, op, slot, cmd string, mutating bool
 	}
 	defer func() { <-c.sem }()
 
-	out, err := c.runOnce(ctx, cmd)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, errClosed) && !isTerminalDial(err) {
-		var before errBeforeSend
-		if !mutating || errors.As(err, &before) {
-			c.log.Debug("rds command failed on transport; retrying on a fresh connection",
-				"op", op, "err", err)
-			out, err = c.runOnce(ctx, cmd)
+	var (
+		out      string
+		err      error
+		redialed bool
+		refused  int
+	)
+	for {
+		out, err = c.runOnce(ctx, cmd)
+		if err == nil || ctx.Err() != nil || errors.Is(err, errClosed) || isTerminalDial(err) {
+			break
 		}
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) && refused < maxRefusals {
+			// The RDS refused a session (its cap counts sessions we
+			// already closed but it has not yet reaped): nothing was
+			// sent, so wait briefly and ask again.
+			refused++
+			if !sleepCtx(ctx, time.Duration(refused)*refusalBackoff) {
+				break
+			}
+			continue
+		}
+		var before errBeforeSend
+		if redialed || (mutating && !errors.As(err, &before)) || errors.As(err, &oce) {
+			break
+		}
+		redialed = true
+		c.log.Debug("rds command failed on transport; retrying on a fresh connection", "op", op, "err", err)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -309,6 +329,25 @@ func (c *SSHClient) run(ctx context.Context, op, slot, cmd string, mutating bool
 		return "", c.transportError(op, slot, cmd, err)
 	}
 	return out, nil
+}
+
+// A refused session is retried maxRefusals times, waiting refusalBackoff
+// longer each time.
+const (
+	maxRefusals    = 5
+	refusalBackoff = 10 * time.Millisecond
+)
+
+// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // isTerminalDial tells dial failures retrying cannot fix.
@@ -426,7 +465,16 @@ func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	cs.json = strings.HasPrefix(strings.TrimSpace(out), "[")
+	switch t := strings.TrimSpace(out); {
+	case strings.HasPrefix(t, "["):
+		cs.json = true
+	case errors.Is(classifyOutput(t), ErrRejected):
+		// "bad command name serialize": RouterOS before 7.13.
+		cs.json = false
+	default:
+		// Busy, a fault, garbage: do not remember an answer we did not get.
+		return false, outputError("probe", "", jsonProbe, t)
+	}
 	cs.probed = true
 	c.log.Debug("rds output format probed", "json", cs.json)
 	return cs.json, nil

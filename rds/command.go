@@ -241,8 +241,9 @@ func (r readCommands) list() string {
 		`; :put "` + markEnd + `"`
 }
 
-// jsonProbe answers "[]" where :serialize exists (RouterOS 7.13+) and an
-// error text otherwise.
-const jsonProbe = `:put [:serialize to=json [:toarray ""]]`
+// jsonProbe answers a JSON array ("[]") where :serialize exists (RouterOS
+// 7.13+) and "bad command name serialize" otherwise. It lists disks with a
+// slot no volume can have, so the answer stays tiny.
+const jsonProbe = `:put [:serialize to=json [/disk print detail as-value where slot="rds-reconcile-json-probe"]]`
 
 const cmdResource = "/system resource print"

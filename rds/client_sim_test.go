@@ -1,0 +1,724 @@
+package rds_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/avast/retry-go/v4"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/rds-reconcile/rds-reconcile/rds"
+	"github.com/rds-reconcile/rds-reconcile/rds/sim"
+)
+
+const (
+	base   = "storage-pool/volumes"
+	prefix = "pvc-"
+	nqnPfx = "nqn.2000-02.com.mikrotik:"
+	gib    = int64(1) << 30
+)
+
+// startSim serves a simulator on loopback for the test's lifetime.
+func startSim(t testing.TB, opts sim.Options) *sim.Server {
+	t.Helper()
+	if opts.Backend == nil {
+		opts.Backend = sim.NewMemoryBackend(1 << 40)
+	}
+	srv, err := sim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// knownHosts writes a known_hosts file holding lines.
+func knownHosts(t testing.TB, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// clientConfig is a working key-auth configuration for srv.
+func clientConfig(t testing.TB, srv *sim.Server) rds.Config {
+	return rds.Config{
+		Address:        srv.Addr(),
+		User:           "admin",
+		PrivateKey:     srv.ClientKeyPEM(),
+		KnownHostsFile: knownHosts(t, srv.KnownHostsLine()),
+		Timeout:        5 * time.Second,
+		SlotPrefix:     prefix,
+		BasePath:       base,
+	}
+}
+
+func newClient(t testing.TB, cfg rds.Config) *rds.SSHClient {
+	t.Helper()
+	c, err := rds.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func createReq(slot string, size int64) rds.CreateRequest {
+	return rds.CreateRequest{Slot: slot, FilePath: base + "/" + slot + ".img", Size: size, Port: 4420, NQN: nqnPfx + slot}
+}
+
+// formats runs f against the JSON listing, detail parsing at 80 columns and
+// detail parsing on a 40-column console.
+var formats = []struct {
+	name   string
+	json   bool
+	user   string
+	noJSON bool
+}{
+	{"json", true, "admin", false},
+	{"detail-old-routeros", false, "admin", false},
+	{"detail-80", true, "admin+ct80w", true},
+	{"detail-40", false, "admin+ct40w", false},
+}
+
+func TestSimAllOperations(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			srv := startSim(t, sim.Options{JSON: f.json})
+			cfg := clientConfig(t, srv)
+			cfg.User, cfg.DisableJSON = f.user, f.noJSON
+			c := newClient(t, cfg)
+			ctx := ctxT(t)
+
+			v, err := c.Version(ctx)
+			if err != nil || !strings.HasPrefix(v, "7.") {
+				t.Fatalf("Version = %q, %v", v, err)
+			}
+			capBefore, err := c.Capacity(ctx)
+			if err != nil || capBefore.Size != 1<<40 || capBefore.Free != 1<<40 {
+				t.Fatalf("Capacity = %+v, %v", capBefore, err)
+			}
+			long := "pvc-0123456789abcdef0123456789abcdef0123456789abcdef-longname"
+			for _, r := range []rds.CreateRequest{createReq("pvc-a", 20*gib), createReq(long, 1*gib)} {
+				if err := c.Create(ctx, r); err != nil {
+					t.Fatalf("Create %s: %v", r.Slot, err)
+				}
+			}
+			// A disk we do not own must stay invisible.
+			if out := srv.Exec(`/disk add type=file file-path=storage-pool/volumes/other.img file-size=1048576 slot="other"`); out != "" {
+				t.Fatal(out)
+			}
+			inv, err := c.List(ctx)
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if len(inv.Disks) != 2 || inv.Pool == nil || inv.Pool.Free != 1<<40-21*gib-1<<20 {
+				t.Fatalf("List = %+v pool %+v", inv.Disks, inv.Pool)
+			}
+			want := rds.Disk{Slot: "pvc-a", Type: "file", FilePath: base + "/pvc-a.img", Size: 20 * gib, Export: true, Port: 4420, NQN: nqnPfx + "pvc-a"}
+			got := inv.Disks[0]
+			if got.Slot != "pvc-a" {
+				got = inv.Disks[1]
+			}
+			got.Fields = nil
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("listed disk = %+v\nwant %+v", got, want)
+			}
+			if len(inv.Files) != 2 {
+				t.Errorf("files = %+v, want the two managed .img files", inv.Files)
+			}
+			d, err := c.Get(ctx, long)
+			if err != nil || d.Slot != long || d.NQN != nqnPfx+long || d.Size != gib {
+				t.Fatalf("Get long = %+v, %v", d, err)
+			}
+			if _, err := c.Get(ctx, "pvc-missing"); !errors.Is(err, rds.ErrNotFound) {
+				t.Errorf("Get missing: %v, want ErrNotFound", err)
+			}
+
+			if err := c.SetExport(ctx, rds.ExportRequest{Slot: "pvc-a", Port: 4421, NQN: nqnPfx + "pvc-a-2"}); err != nil {
+				t.Fatalf("SetExport: %v", err)
+			}
+			if err := c.Grow(ctx, "pvc-a", 30*gib); err != nil {
+				t.Fatalf("Grow: %v", err)
+			}
+			d, err = c.Get(ctx, "pvc-a")
+			if err != nil || d.Port != 4421 || d.NQN != nqnPfx+"pvc-a-2" || d.Size != 30*gib {
+				t.Fatalf("after SetExport+Grow: %+v, %v", d, err)
+			}
+			sent := len(srv.Commands())
+			if err := c.Grow(ctx, "pvc-a", 10*gib); !errors.Is(err, rds.ErrShrink) || rds.IsRetryable(err) {
+				t.Errorf("shrink: %v, want ErrShrink", err)
+			}
+			if cmds := srv.Commands()[sent:]; len(cmds) != 1 || !strings.Contains(cmds[0], "print") {
+				t.Errorf("shrink sent %q, want only the read of the current size", cmds)
+			}
+			if err := c.Create(ctx, createReq("pvc-huge", 2<<40)); !errors.Is(err, rds.ErrNoSpace) || rds.IsRetryable(err) {
+				t.Errorf("Create too big: %v, want terminal ErrNoSpace", err)
+			}
+
+			if err := c.Delete(ctx, "pvc-a", base+"/pvc-a.img"); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			if err := c.Delete(ctx, "pvc-a", base+"/pvc-a.img"); err != nil {
+				t.Errorf("Delete again (idempotent): %v", err)
+			}
+			// A disk removed behind our back leaves its file: a leftover.
+			if out := srv.Exec(`/disk remove [find slot="` + long + `"]`); out != "" {
+				t.Fatal(out)
+			}
+			inv, err = c.List(ctx)
+			if err != nil || len(inv.Disks) != 0 || len(inv.Files) != 1 || inv.Files[0].Name != base+"/"+long+".img" {
+				t.Fatalf("List after deletes = %+v, %v", inv, err)
+			}
+			if err := c.RemoveFile(ctx, inv.Files[0].Name); err != nil {
+				t.Fatalf("RemoveFile: %v", err)
+			}
+			if err := c.RemoveFile(ctx, inv.Files[0].Name); err != nil {
+				t.Errorf("RemoveFile again: %v", err)
+			}
+			for _, f := range srv.Files() {
+				if strings.HasPrefix(f.Name, base+"/pvc-") {
+					t.Errorf("file %s left on the RDS", f.Name)
+				}
+			}
+			capAfter, err := c.Capacity(ctx)
+			if err != nil || capAfter.Free != 1<<40-1<<20 {
+				t.Errorf("Capacity after = %+v, %v", capAfter, err)
+			}
+			if c.Dials() != 1 {
+				t.Errorf("Dials = %d, want one connection for everything", c.Dials())
+			}
+		})
+	}
+}
+
+func TestSimListIsOneRoundTrip(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			srv := startSim(t, sim.Options{JSON: f.json})
+			if err := srv.SeedDisks(50, prefix); err != nil {
+				t.Fatal(err)
+			}
+			cfg := clientConfig(t, srv)
+			cfg.User, cfg.DisableJSON = f.user, f.noJSON
+			c := newClient(t, cfg)
+			ctx := ctxT(t)
+			if _, err := c.List(ctx); err != nil { // connects and probes
+				t.Fatal(err)
+			}
+			before, sent := c.RoundTrips(), len(srv.Commands())
+			inv, err := c.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(inv.Disks) != 50 || len(inv.Files) != 50 || inv.Pool == nil {
+				t.Fatalf("List: %d disks %d files pool %v", len(inv.Disks), len(inv.Files), inv.Pool)
+			}
+			if n := c.RoundTrips() - before; n != 1 {
+				t.Errorf("List took %d round trips", n)
+			}
+			if n := len(srv.Commands()) - sent; n != 1 {
+				t.Errorf("the simulator received %d commands for one List", n)
+			}
+		})
+	}
+}
+
+func TestSimInjectionRefused(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	c := newClient(t, clientConfig(t, srv))
+	ctx := ctxT(t)
+	evil := []string{
+		`x"; /system reset-configuration`,
+		`pvc-x"; /system reset-configuration`,
+		`pvc-x; /system reset-configuration`,
+		`pvc-x] ; /file remove [find`,
+		"pvc-x\n/system reset-configuration",
+		`pvc-$(reboot)`,
+		`pvc-x y`,
+		`PVC-X`,
+		`other`,
+		``,
+	}
+	ops := map[string]func(string) error{
+		"get":    func(s string) error { _, err := c.Get(ctx, s); return err },
+		"create": func(s string) error { return c.Create(ctx, createReq(s, gib)) },
+		"create-path": func(s string) error {
+			r := createReq("pvc-ok", gib)
+			r.FilePath = base + "/" + s + ".img"
+			return c.Create(ctx, r)
+		},
+		"create-nqn": func(s string) error {
+			r := createReq("pvc-ok", gib)
+			r.NQN = nqnPfx + s
+			return c.Create(ctx, r)
+		},
+		"set-export": func(s string) error {
+			return c.SetExport(ctx, rds.ExportRequest{Slot: s, Port: 4420, NQN: nqnPfx + "a"})
+		},
+		"grow":   func(s string) error { return c.Grow(ctx, s, gib) },
+		"delete": func(s string) error { return c.Delete(ctx, s, base+"/"+s+".img") },
+		"delete-path": func(s string) error {
+			return c.Delete(ctx, "pvc-ok", base+"/pvc-ok.img"+s)
+		},
+		"remove-file": func(s string) error { return c.RemoveFile(ctx, base+"/"+s+".img") },
+	}
+	for name, op := range ops {
+		for _, s := range evil {
+			if (name == "create-nqn" && (s == "" || s == "PVC-X" || s == "other")) || (name == "delete-path" && s == "") {
+				continue // still a valid NQN or path
+			}
+			if err := op(s); !errors.Is(err, rds.ErrInvalid) || rds.IsRetryable(err) {
+				t.Errorf("%s(%q) = %v, want ErrInvalid", name, s, err)
+			}
+		}
+	}
+	// Bad numbers and paths outside the base path.
+	for _, r := range []rds.CreateRequest{
+		{Slot: "pvc-a", FilePath: base + "/pvc-a.img", Size: 0, Port: 4420, NQN: "n"},
+		{Slot: "pvc-a", FilePath: base + "/pvc-a.img", Size: gib, Port: 0, NQN: "n"},
+		{Slot: "pvc-a", FilePath: base + "/pvc-a.img", Size: gib, Port: 65536, NQN: "n"},
+		{Slot: "pvc-a", FilePath: "/etc/pvc-a.img", Size: gib, Port: 4420, NQN: "n"},
+		{Slot: "pvc-a", FilePath: base + "/../pvc-a.img", Size: gib, Port: 4420, NQN: "n"},
+	} {
+		if err := c.Create(ctx, r); !errors.Is(err, rds.ErrInvalid) {
+			t.Errorf("Create(%+v) = %v, want ErrInvalid", r, err)
+		}
+	}
+	if err := c.Grow(ctx, "pvc-a", -1); !errors.Is(err, rds.ErrInvalid) {
+		t.Errorf("Grow negative: %v", err)
+	}
+	if cmds := srv.Commands(); len(cmds) != 0 {
+		t.Errorf("commands reached the RDS: %q", cmds)
+	}
+	if c.Dials() != 0 {
+		t.Errorf("invalid input dialled the RDS")
+	}
+}
+
+func TestSimHostKeys(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	ctx := ctxT(t)
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, _ := ssh.NewPublicKey(other)
+
+	t.Run("unknown", func(t *testing.T) {
+		cfg := clientConfig(t, srv)
+		cfg.KnownHostsFile = knownHosts(t, "# empty")
+		_, err := newClient(t, cfg).List(ctx)
+		if !errors.Is(err, rds.ErrHostKey) || rds.IsRetryable(err) {
+			t.Fatalf("err = %v, want terminal ErrHostKey", err)
+		}
+		for _, want := range []string{"ssh-keyscan -p", cfg.KnownHostsFile, "SHA256:"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+	})
+	t.Run("changed", func(t *testing.T) {
+		cfg := clientConfig(t, srv)
+		cfg.KnownHostsFile = knownHosts(t, knownhosts.Line([]string{knownhosts.Normalize(srv.Addr())}, otherPub))
+		_, err := newClient(t, cfg).List(ctx)
+		if !errors.Is(err, rds.ErrHostKey) || rds.IsRetryable(err) {
+			t.Fatalf("err = %v, want terminal ErrHostKey", err)
+		}
+		for _, want := range []string{"CHANGED", "ssh-keygen -R", ssh.FingerprintSHA256(otherPub), ssh.FingerprintSHA256(srv.HostKey())} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+	})
+	t.Run("insecure-warns", func(t *testing.T) {
+		var logs bytes.Buffer
+		cfg := clientConfig(t, srv)
+		cfg.KnownHostsFile = ""
+		cfg.InsecureIgnoreHostKey = true
+		cfg.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+		if _, err := newClient(t, cfg).Version(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "NOT verified") {
+			t.Errorf("no warning logged: %s", logs.String())
+		}
+	})
+	t.Run("required", func(t *testing.T) {
+		cfg := clientConfig(t, srv)
+		cfg.KnownHostsFile = ""
+		if _, err := rds.New(cfg); !errors.Is(err, rds.ErrInvalid) {
+			t.Errorf("New without host key policy: %v", err)
+		}
+	})
+	if n := len(srv.Commands()); n != 1 {
+		t.Errorf("%d commands sent, want only the insecure client's", n)
+	}
+}
+
+// syncWriter serialises writes from the logger.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestSimAuth(t *testing.T) {
+	const password = "correct-horse-battery-staple"
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	var authorized []ssh.PublicKey
+	for _, k := range []any{&rsaKey.PublicKey, &ecKey.PublicKey, edPub} {
+		p, err := ssh.NewPublicKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		authorized = append(authorized, p)
+	}
+	srv := startSim(t, sim.Options{JSON: true, Password: password, AuthorizedKeys: authorized})
+	ctx := ctxT(t)
+	pemOf := func(k any, pass string) []byte {
+		var blk *pem.Block
+		var err error
+		if pass == "" {
+			blk, err = ssh.MarshalPrivateKey(k, "")
+		} else {
+			blk, err = ssh.MarshalPrivateKeyWithPassphrase(k, "", []byte(pass))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(blk)
+	}
+	// bcrypt-encrypted keys are slow to make under -race: make one.
+	encrypted := pemOf(edKey, "key-pass")
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		pass string
+	}{
+		{"rsa", pemOf(rsaKey, ""), ""},
+		{"ecdsa", pemOf(ecKey, ""), ""},
+		{"ed25519-passphrase", encrypted, "key-pass"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := clientConfig(t, srv)
+			cfg.PrivateKey, cfg.Passphrase = tc.key, []byte(tc.pass)
+			if _, err := newClient(t, cfg).Version(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("encrypted-without-passphrase", func(t *testing.T) {
+		cfg := clientConfig(t, srv)
+		cfg.PrivateKey = encrypted
+		if _, err := rds.New(cfg); !errors.Is(err, rds.ErrInvalid) {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("password", func(t *testing.T) {
+		cfg := clientConfig(t, srv)
+		cfg.PrivateKey, cfg.Password = nil, password
+		if _, err := newClient(t, cfg).Version(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("bad-password-not-leaked", func(t *testing.T) {
+		var logs bytes.Buffer
+		const wrong = "wrong-secret-pw-9876"
+		cfg := clientConfig(t, srv)
+		cfg.PrivateKey, cfg.Password = nil, wrong
+		cfg.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		_, err := newClient(t, cfg).Version(ctx)
+		if !errors.Is(err, rds.ErrAuth) || rds.IsRetryable(err) {
+			t.Fatalf("err = %v, want terminal ErrAuth", err)
+		}
+		if strings.Contains(err.Error(), wrong) || strings.Contains(logs.String(), wrong) {
+			t.Errorf("password leaked: err %q logs %q", err, logs.String())
+		}
+	})
+}
+
+func TestSimFaults(t *testing.T) {
+	t.Run("fail-next-typed", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		c := newClient(t, clientConfig(t, srv))
+		ctx := ctxT(t)
+		if _, err := c.List(ctx); err != nil { // connect and probe first
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			msg       string
+			want      error
+			retryable bool
+		}{
+			{"failure: not enough space", rds.ErrNoSpace, false},
+			{"invalid value for argument file-size", rds.ErrRejected, false},
+			{"syntax error (line 1 column 12)", rds.ErrRejected, false},
+			{"failure: disk busy", rds.ErrBusy, true},
+			{"action timed out", rds.ErrBusy, true},
+		} {
+			srv.SetFaults(sim.Faults{FailNext: []string{tc.msg}})
+			err := c.Create(ctx, createReq("pvc-f", gib))
+			var e *rds.Error
+			if !errors.Is(err, tc.want) || rds.IsRetryable(err) != tc.retryable || !errors.As(err, &e) || e.Output != tc.msg {
+				t.Errorf("%q: err = %v retryable=%v", tc.msg, err, rds.IsRetryable(err))
+			}
+		}
+		// A failing read is judged by its text too.
+		srv.SetFaults(sim.Faults{FailNext: []string{"no such item"}})
+		if _, err := c.Capacity(ctx); !errors.Is(err, rds.ErrNotFound) {
+			t.Errorf("read failure: %v", err)
+		}
+	})
+	t.Run("drop-after-reads-redial", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		c := newClient(t, clientConfig(t, srv))
+		ctx := ctxT(t)
+		srv.SetFaults(sim.Faults{DropAfter: 3})
+		for i := range 10 {
+			if _, err := c.List(ctx); err != nil {
+				t.Fatalf("List %d: %v", i, err)
+			}
+		}
+		if c.Dials() < 3 {
+			t.Errorf("Dials = %d: drops did not force re-dials", c.Dials())
+		}
+	})
+	t.Run("drop-during-write-is-retryable", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		c := newClient(t, clientConfig(t, srv))
+		ctx := ctxT(t)
+		if _, err := c.Version(ctx); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetFaults(sim.Faults{DropAfter: 0, DropProbability: 1})
+		err := c.Create(ctx, createReq("pvc-d", gib))
+		if !errors.Is(err, rds.ErrConnection) || !rds.IsRetryable(err) {
+			t.Fatalf("err = %v, want retryable ErrConnection", err)
+		}
+		// The write was sent once and not repeated behind our back.
+		n := 0
+		for _, cmd := range srv.Commands() {
+			if strings.HasPrefix(cmd, "/disk add") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("/disk add sent %d times, want 1", n)
+		}
+		srv.SetFaults(sim.Faults{})
+		if err := c.Create(ctx, createReq("pvc-d", gib)); err != nil {
+			t.Errorf("after the fault: %v", err)
+		}
+	})
+	t.Run("drop-probability-with-retry-go", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		c := newClient(t, clientConfig(t, srv))
+		ctx := ctxT(t)
+		srv.SetFaults(sim.Faults{DropProbability: 0.3})
+		for i := range 10 {
+			slot := fmt.Sprintf("pvc-r%d", i)
+			err := retry.Do(func() error {
+				// Re-read before writing: a dropped write may have landed.
+				if _, err := c.Get(ctx, slot); err == nil {
+					return nil
+				} else if !errors.Is(err, rds.ErrNotFound) {
+					return err
+				}
+				return c.Create(ctx, createReq(slot, gib))
+			}, retry.RetryIf(rds.IsRetryable), retry.Attempts(30), retry.Delay(time.Millisecond),
+				retry.Context(ctx), retry.LastErrorOnly(true))
+			if err != nil {
+				t.Fatalf("create %s: %v", slot, err)
+			}
+		}
+		srv.SetFaults(sim.Faults{})
+		inv, err := c.List(ctx)
+		if err != nil || len(inv.Disks) != 10 {
+			t.Fatalf("List = %d disks, %v", len(inv.Disks), err)
+		}
+	})
+	t.Run("latency-and-deadline", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		c := newClient(t, clientConfig(t, srv))
+		if _, err := c.Version(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetFaults(sim.Faults{Latency: 3 * time.Second})
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := c.List(ctx)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("List took %v past a 150ms deadline", took)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) {
+			t.Errorf("err = %v, want retryable deadline error", err)
+		}
+		srv.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
+		if _, err := c.List(ctxT(t)); err != nil {
+			t.Errorf("List with latency: %v", err)
+		}
+	})
+	t.Run("handshake-timeout", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		srv.SetFaults(sim.Faults{HandshakeLatency: 2 * time.Second})
+		cfg := clientConfig(t, srv)
+		cfg.Timeout = 200 * time.Millisecond
+		start := time.Now()
+		_, err := newClient(t, cfg).Version(ctxT(t))
+		if !errors.Is(err, rds.ErrConnection) || !rds.IsRetryable(err) {
+			t.Errorf("err = %v, want retryable ErrConnection", err)
+		}
+		if took := time.Since(start); took > 1500*time.Millisecond {
+			t.Errorf("dial took %v with a 200ms timeout", took)
+		}
+	})
+	t.Run("session-cap", func(t *testing.T) {
+		srv := startSim(t, sim.Options{JSON: true})
+		srv.SetFaults(sim.Faults{MaxSessions: 1, Latency: 20 * time.Millisecond})
+		// A client that respects the cap never trips it.
+		cfg := clientConfig(t, srv)
+		cfg.MaxSessions = 1
+		c := newClient(t, cfg)
+		ctx := ctxT(t)
+		errs := runConcurrently(8, func(i int) error { _, err := c.List(ctx); return err })
+		for _, err := range errs {
+			if err != nil {
+				t.Errorf("capped client: %v", err)
+			}
+		}
+		// One that opens more sessions than the RDS allows gets retryable
+		// errors, never wrong answers.
+		// The client waits out a refusal a few times (150ms in all); a
+		// command slower than that keeps the session busy long enough.
+		srv.SetFaults(sim.Faults{MaxSessions: 1, Latency: 400 * time.Millisecond})
+		cfg.MaxSessions = 8
+		greedy := newClient(t, cfg)
+		refused := 0
+		for _, err := range runConcurrently(4, func(i int) error { _, err := greedy.Version(ctx); return err }) {
+			if err != nil {
+				refused++
+				if !rds.IsRetryable(err) || !errors.Is(err, rds.ErrConnection) {
+					t.Errorf("refused session: %v, want retryable", err)
+				}
+			}
+		}
+		if refused == 0 {
+			t.Error("no session was refused: the cap was not exercised")
+		}
+	})
+}
+
+func runConcurrently(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestSimConcurrentCallers(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	cfg := clientConfig(t, srv)
+	cfg.KeepAlive = 20 * time.Millisecond
+	c := newClient(t, cfg)
+	ctx := ctxT(t)
+	errs := runConcurrently(16, func(i int) error {
+		slot := fmt.Sprintf("pvc-c%02d", i)
+		if err := c.Create(ctx, createReq(slot, gib)); err != nil {
+			return err
+		}
+		if _, err := c.List(ctx); err != nil {
+			return err
+		}
+		if err := c.Grow(ctx, slot, 2*gib); err != nil {
+			return err
+		}
+		d, err := c.Get(ctx, slot)
+		if err != nil {
+			return err
+		}
+		if d.Size != 2*gib {
+			return fmt.Errorf("%s size %d", slot, d.Size)
+		}
+		if i%2 == 0 {
+			return c.Delete(ctx, slot, d.FilePath)
+		}
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	inv, err := c.List(ctx)
+	if err != nil || len(inv.Disks) != 8 {
+		t.Fatalf("List = %d disks, %v", len(inv.Disks), err)
+	}
+	time.Sleep(100 * time.Millisecond) // a few keepalives
+	if _, err := c.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.Dials() != 1 || srv.Handshakes() != 1 {
+		t.Errorf("Dials = %d, sim handshakes = %d; want one shared connection", c.Dials(), srv.Handshakes())
+	}
+}
+
+func TestSimClose(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	c := newClient(t, clientConfig(t, srv))
+	ctx := ctxT(t)
+	if _, err := c.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Version(ctx); err == nil || rds.IsRetryable(err) {
+		t.Errorf("call after Close: %v, want a terminal error", err)
+	}
+}
