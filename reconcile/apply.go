@@ -1,0 +1,398 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/rds"
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+// Errors callers decide on.
+var (
+	// ErrStalePlan: the live or desired state changed since the saved plan
+	// was made.
+	ErrStalePlan = errors.New("plan is stale: the live or desired state changed since it was made; run plan again")
+	// ErrNotConverged: after apply, a new plan still has actions.
+	ErrNotConverged = errors.New("not converged")
+	// ErrNoRDS and ErrNoFabric: the plan needs a side the Reconciler has no
+	// client for.
+	ErrNoRDS    = errors.New("no RDS client configured")
+	ErrNoFabric = errors.New("no host fabric configured")
+)
+
+// ApplyOptions tune one Apply.
+type ApplyOptions struct {
+	// Progress is called once per action as it finishes; calls are
+	// serialised.
+	Progress func(ActionResult)
+	// Retry overrides the state's retry policy (tests, benchmarks).
+	Retry *RetryPolicy
+}
+
+// ActionResult is how one action went.
+type ActionResult struct {
+	Action   Action        `json:"action"`
+	Duration time.Duration `json:"duration"`
+	Attempts uint          `json:"attempts"`
+	// Err is nil on success. Skipped actions carry why in SkipReason.
+	Err        error  `json:"-"`
+	Error      string `json:"error,omitempty"`
+	Skipped    bool   `json:"skipped,omitempty"`
+	SkipReason string `json:"skipReason,omitempty"`
+}
+
+// Result is how an Apply went.
+type Result struct {
+	Actions   []ActionResult `json:"actions"`
+	Succeeded int            `json:"succeeded"`
+	Failed    int            `json:"failed"`
+	Skipped   int            `json:"skipped"`
+	Blocked   int            `json:"blocked"`
+	Duration  time.Duration  `json:"duration"`
+	// Remaining is the plan made after apply by Reconcile (nil from Apply).
+	Remaining *Plan `json:"remaining,omitempty"`
+}
+
+// ApplyError lists what failed or was skipped.
+type ApplyError struct {
+	Failed  []ActionResult
+	Skipped []ActionResult
+}
+
+func (e *ApplyError) Error() string {
+	var parts []string
+	for _, f := range e.Failed {
+		parts = append(parts, fmt.Sprintf("%s %s: %v", f.Action.Kind, target(f.Action), f.Err))
+	}
+	msg := fmt.Sprintf("%d action(s) failed", len(e.Failed))
+	if len(e.Skipped) > 0 {
+		msg += fmt.Sprintf(", %d skipped", len(e.Skipped))
+	}
+	if len(parts) > 0 {
+		msg += ": " + strings.Join(parts, "; ")
+	}
+	return msg
+}
+
+// Unwrap gives the individual errors to errors.Is/As.
+func (e *ApplyError) Unwrap() []error {
+	var errs []error
+	for _, f := range e.Failed {
+		errs = append(errs, f.Err)
+	}
+	return errs
+}
+
+// Err is nil when every action that ran succeeded and none was skipped.
+func (r *Result) Err() error {
+	if r == nil {
+		return nil
+	}
+	var e ApplyError
+	for _, a := range r.Actions {
+		switch {
+		case a.Skipped:
+			e.Skipped = append(e.Skipped, a)
+		case a.Err != nil:
+			e.Failed = append(e.Failed, a)
+		}
+	}
+	if len(e.Failed) == 0 && len(e.Skipped) == 0 {
+		if r.Remaining == nil {
+			return nil
+		}
+		if r.Remaining.HasChanges() {
+			return fmt.Errorf("%w: %d action(s) still planned after apply", ErrNotConverged, len(r.Remaining.Actions))
+		}
+		// A scoped run (CSI) asked for these volumes: a safety rule that
+		// stops one of them is an error for the caller.
+		for _, a := range r.Remaining.Actions {
+			if a.Kind == KindBlocked && slices.Contains(r.Remaining.Scope.Volumes, a.Volume) {
+				return fmt.Errorf("%w: %s %s blocked by %s: %s", ErrNotConverged, a.Wanted, target(a), a.Blocked, a.Reason)
+			}
+		}
+		return nil
+	}
+	return &e
+}
+
+// target names what an action is about, for messages.
+func target(a Action) string {
+	switch {
+	case a.Volume != "" && a.Controller != "":
+		return a.Volume + " (" + a.Controller + ")"
+	case a.Volume != "":
+		return a.Volume
+	case a.Controller != "":
+		return a.Controller
+	}
+	return a.FilePath
+}
+
+// Apply runs p's actions in phase order: RDS creates and repairs, host
+// connects and updates, host disconnects, RDS deletes. Within a phase,
+// actions of one volume run in order and volumes run in parallel (bounded
+// by Parallelism on the host, RDSParallelism on the RDS). A failed action
+// skips the later-phase actions of its volume but not the others.
+// Cancellation stops between steps; what did not start is skipped.
+func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts ApplyOptions) (*Result, error) {
+	start := time.Now()
+	pol := PolicyFrom(st)
+	if opts.Retry != nil {
+		pol = *opts.Retry
+	}
+	for _, a := range p.Actions {
+		if a.Kind == KindBlocked {
+			continue
+		}
+		if a.Kind.OnRDS() && r.opts.RDS == nil {
+			return nil, fmt.Errorf("%s %s: %w", a.Kind, target(a), ErrNoRDS)
+		}
+		if !a.Kind.OnRDS() && r.opts.Fabric == nil {
+			return nil, fmt.Errorf("%s %s: %w", a.Kind, target(a), ErrNoFabric)
+		}
+	}
+	res := &Result{}
+	var mu sync.Mutex
+	failed := map[string]string{} // volume -> what failed
+	report := func(ar ActionResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ar.Err != nil {
+			ar.Error = ar.Err.Error()
+		}
+		res.Actions = append(res.Actions, ar)
+		switch {
+		case ar.Skipped:
+			res.Skipped++
+		case ar.Err != nil:
+			res.Failed++
+			if ar.Action.Volume != "" {
+				if _, ok := failed[ar.Action.Volume]; !ok {
+					failed[ar.Action.Volume] = string(ar.Action.Kind)
+				}
+			}
+		default:
+			res.Succeeded++
+		}
+		result := "ok"
+		if ar.Skipped {
+			result = "skipped"
+		} else if ar.Err != nil {
+			result = "error"
+		}
+		r.opts.Metrics.action(ar.Action.Kind, result)
+		if opts.Progress != nil {
+			opts.Progress(ar)
+		}
+	}
+	for _, a := range p.Actions {
+		if a.Kind == KindBlocked {
+			res.Blocked++
+		}
+	}
+	for _, phase := range []Phase{PhaseRDS, PhaseHost, PhaseHostDetach, PhaseRDSDelete} {
+		groups := map[string][]Action{}
+		var order []string
+		for i, a := range p.Actions {
+			if a.Kind == KindBlocked || a.Kind.Phase() != phase {
+				continue
+			}
+			key := a.Volume
+			if key == "" {
+				key = fmt.Sprintf("#%d", i)
+			}
+			if _, ok := groups[key]; !ok {
+				order = append(order, key)
+			}
+			groups[key] = append(groups[key], a)
+		}
+		if len(order) == 0 {
+			continue
+		}
+		limit := r.opts.Parallelism
+		if phase == PhaseRDS || phase == PhaseRDSDelete {
+			limit = r.opts.RDSParallelism
+		}
+		sem := make(chan struct{}, limit)
+		var wg sync.WaitGroup
+		for _, key := range order {
+			acts := groups[key]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if ctx.Err() == nil {
+					select {
+					case sem <- struct{}{}:
+						defer func() { <-sem }()
+					case <-ctx.Done():
+					}
+				}
+				for _, a := range acts {
+					mu.Lock()
+					why, dep := failed[a.Volume]
+					mu.Unlock()
+					switch {
+					case ctx.Err() != nil:
+						report(ActionResult{Action: a, Skipped: true, SkipReason: "cancelled: " + context.Cause(ctx).Error()})
+						continue
+					case dep && a.Volume != "":
+						report(ActionResult{Action: a, Skipped: true, SkipReason: fmt.Sprintf("an earlier step (%s) of volume %s failed", why, a.Volume)})
+						continue
+					}
+					t0 := time.Now()
+					attempts, err := r.run(ctx, pol, a)
+					ar := ActionResult{Action: a, Duration: time.Since(t0), Attempts: attempts, Err: err}
+					if err != nil {
+						r.log.Warn("action failed", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
+							"attempts", attempts, "err", err)
+					} else {
+						r.log.Info("action done", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
+							"attempts", attempts, "duration", ar.Duration)
+					}
+					report(ar)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// Keep the results in plan order whatever order goroutines finished in.
+	pos := map[string]int{}
+	for i, a := range p.Actions {
+		pos[actionKey(a)] = i
+	}
+	slices.SortStableFunc(res.Actions, func(a, b ActionResult) int { return pos[actionKey(a.Action)] - pos[actionKey(b.Action)] })
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func actionKey(a Action) string {
+	return string(a.Kind) + "\x00" + a.Volume + "\x00" + a.Controller + "\x00" + a.FilePath
+}
+
+// run executes one action with retries.
+func (r *Reconciler) run(ctx context.Context, pol RetryPolicy, a Action) (uint, error) {
+	rdsRetry := func(err error) bool { return rds.IsRetryable(err) }
+	fabRetry := func(err error) bool { return fabric.IsRetryable(err) }
+	switch a.Kind {
+	case KindCreate:
+		return pol.do(ctx, rdsRetry, func(attempt uint) error {
+			if attempt > 1 {
+				// A create whose connection dropped after sending may have
+				// been applied: look before sending it again.
+				if ok, err := r.diskExists(ctx, a.Slot); err == nil && ok {
+					return nil
+				}
+			}
+			return r.opts.RDS.Create(ctx, rds.CreateRequest{Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, Port: a.Port, NQN: a.NQN})
+		})
+	case KindFixExport:
+		return pol.do(ctx, rdsRetry, func(uint) error {
+			return r.opts.RDS.SetExport(ctx, rds.ExportRequest{Slot: a.Slot, Port: a.Port, NQN: a.NQN})
+		})
+	case KindGrow:
+		return pol.do(ctx, rdsRetry, func(uint) error { return r.opts.RDS.Grow(ctx, a.Slot, a.Size) })
+	case KindDelete:
+		return pol.do(ctx, rdsRetry, func(uint) error { return r.opts.RDS.Delete(ctx, a.Slot, a.FilePath) })
+	case KindRemoveFile:
+		return pol.do(ctx, rdsRetry, func(uint) error {
+			if err := r.opts.RDS.RemoveFile(ctx, a.FilePath); err != nil && !errors.Is(err, rds.ErrNotFound) {
+				return err
+			}
+			return nil
+		})
+	case KindConnect:
+		return pol.do(ctx, fabRetry, func(uint) error { return r.connect(ctx, a) })
+	case KindSetTimeouts:
+		return pol.do(ctx, fabRetry, func(uint) error {
+			err := r.opts.Fabric.SetTimeouts(ctx, a.Controller, *a.Timeouts)
+			if errors.Is(err, fabric.ErrNeedsReconnect) {
+				return fmt.Errorf("%w (the next plan reconnects)", err)
+			}
+			return err
+		})
+	case KindRescan:
+		return pol.do(ctx, fabRetry, func(uint) error { return r.opts.Fabric.Rescan(ctx, a.Controller) })
+	case KindReconnect:
+		n, err := pol.do(ctx, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
+		if err != nil {
+			return n, fmt.Errorf("disconnect %s: %w", a.Controller, err)
+		}
+		m, err := pol.do(ctx, fabRetry, func(uint) error { return r.connect(ctx, a) })
+		return n + m, err
+	case KindDisconnect, KindDisconnectOrphan:
+		return pol.do(ctx, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
+	}
+	return 0, fmt.Errorf("unknown action kind %q", a.Kind)
+}
+
+func (r *Reconciler) diskExists(ctx context.Context, slot string) (bool, error) {
+	inv, err := r.opts.RDS.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, d := range inv.Disks {
+		if d.Slot == slot {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (r *Reconciler) connect(ctx context.Context, a Action) error {
+	req := fabric.ConnectRequest{NQN: a.NQN, Address: a.Address, Port: a.Port, HostNQN: a.HostNQN, DeviceWait: r.opts.DeviceWait}
+	if a.Timeouts != nil {
+		req.Timeouts = *a.Timeouts
+	}
+	_, err := r.opts.Fabric.Connect(ctx, req)
+	return err
+}
+
+func (r *Reconciler) disconnect(ctx context.Context, name string) error {
+	if err := r.opts.Fabric.Disconnect(ctx, name, false); err != nil && !errors.Is(err, fabric.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Reconcile plans, applies and plans again to verify convergence: what
+// CSI calls. The result's Err says what failed or is still planned.
+func (r *Reconciler) Reconcile(ctx context.Context, st *spec.State, sc Scope) (*Result, error) {
+	t0 := time.Now()
+	p, err := r.Plan(ctx, st, sc)
+	if err != nil {
+		r.opts.Metrics.reconciled(time.Since(t0), err)
+		return nil, err
+	}
+	res := &Result{}
+	if p.HasChanges() {
+		res, err = r.Apply(ctx, st, p, ApplyOptions{})
+		if err != nil {
+			r.opts.Metrics.reconciled(time.Since(t0), err)
+			return nil, err
+		}
+		after, err := r.Plan(ctx, st, sc)
+		if err != nil {
+			r.opts.Metrics.reconciled(time.Since(t0), err)
+			return res, err
+		}
+		res.Remaining = after
+	} else {
+		res.Remaining = p
+		for _, a := range p.Actions {
+			if a.Kind == KindBlocked {
+				res.Blocked++
+			}
+		}
+	}
+	res.Duration = time.Since(t0)
+	r.opts.Metrics.reconciled(res.Duration, res.Err())
+	return res, nil
+}

@@ -1,0 +1,287 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/rds"
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+func TestRetryDelayBounds(t *testing.T) {
+	p := RetryPolicy{Attempts: 8, InitialDelay: time.Second, MaxDelay: 30 * time.Second, Multiplier: 2, Jitter: 0.1}
+	wantBase := []time.Duration{1, 2, 4, 8, 16, 30, 30}
+	for i, wb := range wantBase {
+		n := uint(i + 1)
+		if got := p.Base(n); got != wb*time.Second {
+			t.Errorf("Base(%d) = %s, want %s", n, got, wb*time.Second)
+		}
+		lo, hi := p.Delay(n, 0), p.Delay(n, math.Nextafter(1, 0))
+		b := float64(wb * time.Second)
+		if float64(lo) < b*0.9-1 || float64(lo) > b*0.9+1 {
+			t.Errorf("Delay(%d, 0) = %s, want %s", n, lo, time.Duration(b*0.9))
+		}
+		wantHi := math.Min(b*1.1, float64(p.MaxDelay))
+		if math.Abs(float64(hi)-wantHi) > float64(time.Microsecond) {
+			t.Errorf("Delay(%d, ~1) = %s, want %s", n, hi, time.Duration(wantHi))
+		}
+		// The retry-go adapter stays inside the bounds for random draws.
+		dt := p.DelayType(nil)
+		for range 100 {
+			d := dt(n, nil, nil)
+			if d < lo || d > hi {
+				t.Fatalf("retry %d: delay %s outside [%s, %s]", n, d, lo, hi)
+			}
+		}
+	}
+	// Multiplier 1.5 and no jitter: exact.
+	p = RetryPolicy{InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second, Multiplier: 1.5}
+	if got := p.Delay(3, 0.7); got != 225*time.Millisecond {
+		t.Errorf("Delay(3) = %s, want 225ms", got)
+	}
+}
+
+func TestPolicyFromState(t *testing.T) {
+	st := state(t, "")
+	p := PolicyFrom(st)
+	want := RetryPolicy{Attempts: 3, InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.1}
+	if p != want {
+		t.Errorf("PolicyFrom = %+v, want %+v", p, want)
+	}
+}
+
+func TestApplyRetriesAndFailures(t *testing.T) {
+	st := state(t, `  - {name: t-a, size: 1Gi, attachments: [node-a]}
+  - {name: t-b, size: 1Gi, attachments: [node-a]}
+  - {name: t-c, size: 1Gi, attachments: [node-a]}
+`)
+	fr := newFakeRDS()
+	ff := newFakeFabric(fr)
+	// t-a: two dropped connections, then success (3 attempts allowed).
+	// t-b: rejected by RouterOS: not retried, its connect is skipped.
+	fr.fail["create"] = nil
+	var calls []string
+	r := New(Options{RDS: &orderedFail{fakeRDS: fr, fail: map[string][]error{
+		"t-a": {retryableErr, retryableErr},
+		"t-b": {&rds.Error{Op: "create", Err: rds.ErrNoSpace}},
+	}, calls: &calls}, Fabric: ff, Host: "node-a", RDSParallelism: 1})
+	ctx := context.Background()
+	p, err := r.Plan(ctx, st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	res, err := r.Apply(ctx, st, p, ApplyOptions{Progress: func(ar ActionResult) { lines = append(lines, ResultLine(ar)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]ActionResult{}
+	for _, ar := range res.Actions {
+		byKey[string(ar.Action.Kind)+" "+ar.Action.Volume] = ar
+	}
+	if ar := byKey["create t-a"]; ar.Err != nil || ar.Attempts != 3 {
+		t.Errorf("create t-a: err %v attempts %d, want success after 3", ar.Err, ar.Attempts)
+	}
+	if ar := byKey["create t-b"]; !errors.Is(ar.Err, rds.ErrNoSpace) || ar.Attempts != 1 {
+		t.Errorf("create t-b: err %v attempts %d, want ErrNoSpace after 1", ar.Err, ar.Attempts)
+	}
+	if ar := byKey["connect t-b"]; !ar.Skipped || !strings.Contains(ar.SkipReason, "create") {
+		t.Errorf("connect t-b: %+v, want skipped because create failed", ar)
+	}
+	if ar := byKey["connect t-c"]; ar.Err != nil || ar.Skipped {
+		t.Errorf("connect t-c: %+v, want done (independent of t-b)", ar)
+	}
+	if res.Failed != 1 || res.Skipped != 1 || res.Succeeded != 4 {
+		t.Errorf("result %d ok %d failed %d skipped", res.Succeeded, res.Failed, res.Skipped)
+	}
+	err = res.Err()
+	if !errors.Is(err, rds.ErrNoSpace) || !strings.Contains(err.Error(), "create t-b") {
+		t.Errorf("Err() = %v, want it to name create t-b", err)
+	}
+	if len(lines) != len(p.Actions) {
+		t.Errorf("progress lines %d, want %d", len(lines), len(p.Actions))
+	}
+	// A rerun converges from where the failure left.
+	res2, err := r.Reconcile(ctx, st, Full(false))
+	if err != nil || res2.Err() != nil {
+		t.Fatalf("rerun: %v %v", err, res2.Err())
+	}
+}
+
+// orderedFail fails Create per slot with queued errors.
+type orderedFail struct {
+	*fakeRDS
+	fail  map[string][]error
+	calls *[]string
+}
+
+func (o *orderedFail) Create(ctx context.Context, r rds.CreateRequest) error {
+	o.mu.Lock()
+	errs := o.fail[r.Slot]
+	if len(errs) > 0 {
+		o.fail[r.Slot] = errs[1:]
+	}
+	o.mu.Unlock()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return o.fakeRDS.Create(ctx, r)
+}
+
+func TestApplyCancelledStopsBetweenSteps(t *testing.T) {
+	st := state(t, volA)
+	fr := newFakeRDS()
+	ff := newFakeFabric(fr)
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := r.Plan(ctx, st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Apply(ctx, st, p, ApplyOptions{Progress: func(ar ActionResult) {
+		if ar.Action.Kind == KindCreate {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Succeeded != 1 || res.Skipped != 1 || !strings.Contains(res.Actions[1].SkipReason, "cancel") {
+		t.Fatalf("got %+v, want create done and connect skipped as cancelled", res.Actions)
+	}
+	if len(ff.ops) != 0 && ff.ops[len(ff.ops)-1] == "connect" {
+		t.Errorf("connect ran after cancellation: %q", ff.ops)
+	}
+}
+
+func TestApplyRetryOnlyRetryable(t *testing.T) {
+	st := state(t, volA)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	ff := newFakeFabric(fr)
+	ff.fail["connect"] = []error{fabric.Retryable(errors.New("ECONNREFUSED")), errors.New("EINVAL")}
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	res, err := r.Reconcile(context.Background(), st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Actions) != 1 || res.Actions[0].Attempts != 2 || res.Actions[0].Err == nil {
+		t.Fatalf("got %+v, want connect failing after 2 attempts (retryable, then terminal)", res.Actions)
+	}
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "EINVAL") {
+		t.Errorf("Err() = %v", err)
+	}
+}
+
+func TestReconcileScopedBlockedIsAnError(t *testing.T) {
+	st := state(t, `  - {name: t-a, size: 512Mi, attachments: [node-a]}
+`)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	r := New(Options{RDS: fr, Host: "node-a"})
+	res, err := r.Reconcile(context.Background(), st, Scope{Volumes: []string{"t-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Err(); !errors.Is(err, ErrNotConverged) || !strings.Contains(err.Error(), "no-shrink") {
+		t.Errorf("Err() = %v, want not converged naming the rule", err)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	st := state(t, volA)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	ff := newFakeFabric(fr)
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	ctx := context.Background()
+	p1, _ := r.Plan(ctx, st, Full(false))
+	fr.mu.Lock()
+	fr.files["pool/vols/other.img"] = 1
+	fr.mu.Unlock()
+	p2, _ := r.Plan(ctx, st, Full(false))
+	if p1.Fingerprint == p2.Fingerprint {
+		t.Error("fingerprint did not change with the live state")
+	}
+	p3, _ := r.Plan(ctx, st, Full(false))
+	if p3.Fingerprint != p2.Fingerprint {
+		t.Error("fingerprint changed without a change")
+	}
+	st2 := state(t, `  - {name: t-a, size: 2Gi, attachments: [node-a]}
+`)
+	p4, _ := r.Plan(ctx, st2, Full(false))
+	if p4.Fingerprint == p3.Fingerprint {
+		t.Error("fingerprint did not change with the desired state")
+	}
+	// Listing order does not matter.
+	obs := &Observed{Fabric: true, Controllers: []fabric.Controller{ctrl("nvme1", "t-b", defTimeouts), ctrl("nvme0", "t-a", defTimeouts)}}
+	obs2 := &Observed{Fabric: true, Controllers: []fabric.Controller{obs.Controllers[1], obs.Controllers[0]}}
+	if Fingerprint(st, obs, "h", Scope{}) != Fingerprint(st, obs2, "h", Scope{}) {
+		t.Error("fingerprint depends on listing order")
+	}
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	path := LockPath("", []string{filepath.Join(dir, "state.yaml")})
+	if path != filepath.Join(dir, LockFileName) {
+		t.Fatalf("LockPath = %s", path)
+	}
+	l, err := AcquireLock(path, "apply -f state.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AcquireLock(path, "apply")
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v, want LockedError", err)
+	}
+	host, _ := os.Hostname()
+	if le.Holder.PID != os.Getpid() || le.Holder.Host != host || le.Holder.Started.IsZero() || le.Holder.Command != "apply -f state.yaml" {
+		t.Errorf("holder = %+v", le.Holder)
+	}
+	if !strings.Contains(err.Error(), "pid ") {
+		t.Errorf("error does not name the holder: %v", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := AcquireLock(path, "apply")
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	_ = l2.Release()
+}
+
+func TestStatusConditions(t *testing.T) {
+	st := state(t, `  - {name: t-a, size: 1Gi, attachments: [node-a]}
+  - {name: t-b, size: 1Gi, attachments: [node-a]}
+  - {name: t-c, size: 512Mi, attachments: [node-a]}
+  - {name: t-d, size: 1Gi, attachments: [node-a]}
+`)
+	obs := &Observed{Fabric: true, RDS: &rds.Inventory{Disks: []rds.Disk{disk("t-a", gi), disk("t-c", gi), disk("t-d", gi)}},
+		Controllers: []fabric.Controller{mounted(ctrl("nvme0", "t-a", defTimeouts)), ctrl("nvme2", "t-c", defTimeouts),
+			withState(ctrl("nvme3", "t-d", defTimeouts), "connecting"), ctrl("nvme9", "t-zz", defTimeouts)}}
+	s := BuildStatus(st, obs, "node-a")
+	want := map[string]string{"t-a": Ready, "t-b": Progressing, "t-c": Blocked, "t-d": Degraded}
+	for _, v := range s.Volumes {
+		if v.Condition != want[v.Name] {
+			t.Errorf("%s: %s (%s), want %s", v.Name, v.Condition, v.Reason, want[v.Name])
+		}
+	}
+	if !s.Volumes[0].Host.Mounted || s.Volumes[0].Host.Device != "/dev/nvme0n1" {
+		t.Errorf("t-a host = %+v", s.Volumes[0].Host)
+	}
+	if len(s.Orphans) != 1 || s.Orphans[0].Controller != "nvme9" {
+		t.Errorf("orphans = %+v", s.Orphans)
+	}
+}
+
+var _ = spec.Present

@@ -1,0 +1,488 @@
+package reconcile
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/rds"
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+// Safety rules named by blocked actions (see DESIGN.md "Safety rules").
+const (
+	RuleInUse       = "in-use: a mounted filesystem or holder uses the namespace"
+	RuleProtected   = "protect: a protected volume is never deleted"
+	RuleShrink      = "no-shrink: a disk is never made smaller"
+	RuleEmptyPrune  = "empty-state: a state that declares no volume never prunes"
+	RuleUnknownHost = "unknown-host: this host is not declared in hosts, so no controller is treated as an orphan"
+	RuleLeftover    = "leftover-file: a file without a disk may hold data and is not overwritten"
+	RuleForeignFile = "foreign-file: the disk's file is not <basePath>/<name>.img"
+	RuleNoSize      = "no-size: a present volume needs a size"
+)
+
+// Controller states the kernel prints.
+const (
+	stateLive       = "live"
+	stateConnecting = "connecting"
+	stateResetting  = "resetting"
+	stateNew        = "new"
+	stateDeleting   = "deleting"
+	stateDead       = "dead"
+)
+
+// differ carries what Diff needs while it walks the volumes.
+type differ struct {
+	st      *spec.State
+	obs     *Observed
+	host    string
+	sc      Scope
+	prefix  string // NQN prefix
+	address string
+	port    int
+	hostNQN string
+	known   bool // host declared in st.Hosts
+	p       *Plan
+	byNQN   map[string][]fabric.Controller
+	claimed map[string]bool // controller names a volume accounted for
+}
+
+// Diff computes the actions that bring obs to st for host, within sc. It
+// is pure: no I/O, the same inputs give the same plan.
+func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
+	if obs == nil {
+		obs = &Observed{}
+	}
+	d := &differ{
+		st: st, obs: obs, host: host, sc: sc,
+		prefix:  st.NQN(""),
+		port:    spec.DefaultNVMePort,
+		byNQN:   map[string][]fabric.Controller{},
+		claimed: map[string]bool{},
+		p: &Plan{
+			FormatVersion: PlanFormatVersion, Version: 1, Host: host, Scope: sc,
+			Actions: []Action{}, Drift: []Drift{},
+		},
+	}
+	if st.Target != nil {
+		d.address = st.Target.Address
+		if st.Target.NVMePort != 0 {
+			d.port = st.Target.NVMePort
+		}
+	}
+	if h, ok := st.Hosts[host]; ok {
+		d.known = true
+		d.hostNQN = h.HostNQN
+	}
+	for _, c := range obs.Controllers {
+		if c.Transport == "tcp" {
+			d.byNQN[c.SubsysNQN] = append(d.byNQN[c.SubsysNQN], c)
+		}
+	}
+	inScope := func(name string) bool { return len(sc.Volumes) == 0 || slices.Contains(sc.Volumes, name) }
+	vols := slices.Clone(st.Volumes)
+	slices.SortFunc(vols, func(a, b spec.Volume) int { return strings.Compare(a.Name, b.Name) })
+	for i := range vols {
+		if !inScope(vols[i].Name) {
+			continue
+		}
+		v := &vols[i]
+		if v.State == spec.Absent {
+			d.absent(v)
+		} else {
+			d.present(v)
+		}
+	}
+	if len(sc.Volumes) == 0 {
+		d.undeclared()
+	}
+	if sc.Orphans {
+		d.orphans()
+	}
+	slices.SortStableFunc(d.p.Actions, func(a, b Action) int {
+		return cmp.Or(cmp.Compare(a.Phase, b.Phase), strings.Compare(a.Volume, b.Volume),
+			strings.Compare(a.Controller, b.Controller), strings.Compare(string(a.Kind), string(b.Kind)))
+	})
+	d.p.Fingerprint = Fingerprint(st, obs, host, sc)
+	return d.p
+}
+
+func (d *differ) add(a Action) {
+	a.Phase = a.Kind.Phase()
+	if a.Kind == KindBlocked {
+		a.Phase = a.Wanted.Phase()
+	}
+	d.p.Actions = append(d.p.Actions, a)
+}
+
+func (d *differ) block(wanted Kind, rule string, a Action) {
+	a.Kind, a.Wanted, a.Blocked = KindBlocked, wanted, rule
+	d.add(a)
+}
+
+func (d *differ) drift(dr Drift) { d.p.Drift = append(d.p.Drift, dr) }
+
+func (d *differ) disk(slot string) *rds.Disk {
+	if d.obs.RDS == nil {
+		return nil
+	}
+	for i := range d.obs.RDS.Disks {
+		if d.obs.RDS.Disks[i].Slot == slot {
+			return &d.obs.RDS.Disks[i]
+		}
+	}
+	return nil
+}
+
+func (d *differ) hasFile(path string) bool {
+	if d.obs.RDS == nil {
+		return false
+	}
+	for _, f := range d.obs.RDS.Files {
+		if f.Name == path {
+			return true
+		}
+	}
+	return false
+}
+
+func toFabric(t spec.Timeouts) fabric.Timeouts {
+	return fabric.Timeouts{CtrlLossTmo: t.CtrlLossTmo, ReconnectDelay: t.ReconnectDelay, KeepAliveTmo: t.KeepAliveTmo}
+}
+
+func fmtTimeouts(t fabric.Timeouts) string {
+	return fmt.Sprintf("ctrl_loss_tmo=%d reconnect_delay=%d keep_alive_tmo=%d", t.CtrlLossTmo, t.ReconnectDelay, t.KeepAliveTmo)
+}
+
+func inUse(c fabric.Controller) (bool, string) {
+	for _, ns := range c.Namespaces {
+		if ns.InUse {
+			by := ns.InUseBy
+			if by == "" {
+				by = "in use"
+			}
+			return true, ns.Device + " " + by
+		}
+	}
+	return false, ""
+}
+
+// attachedHere says whether v is attached to this host.
+func (d *differ) attachedHere(v *spec.Volume) bool {
+	return d.known && slices.Contains(v.Attachments, d.host)
+}
+
+func (d *differ) present(v *spec.Volume) {
+	nqn := d.st.NQN(v.Name)
+	fp := d.st.FilePath(v.Name)
+	want := v.Size.Bytes
+	growing, noDisk := false, false
+	if d.obs.RDS != nil {
+		disk := d.disk(v.Name)
+		switch {
+		case disk == nil && want <= 0:
+			noDisk = true
+			d.block(KindCreate, RuleNoSize, Action{Volume: v.Name, Slot: v.Name, Reason: "volume has no size"})
+		case disk == nil && d.hasFile(fp):
+			noDisk = true
+			d.block(KindCreate, RuleLeftover, Action{Volume: v.Name, Slot: v.Name, FilePath: fp,
+				Reason: fmt.Sprintf("file %s exists without a disk: remove it or adopt it by hand", fp)})
+		case disk == nil:
+			d.add(Action{Kind: KindCreate, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: want, Port: d.port, NQN: nqn,
+				Reason: "disk does not exist"})
+		default:
+			if disk.FilePath != fp {
+				d.drift(Drift{Volume: v.Name, Where: "rds", Field: "file-path", Want: fp, Got: disk.FilePath})
+			}
+			if !disk.Export || disk.NQN != nqn || disk.Port != d.port {
+				var why []string
+				if !disk.Export {
+					why = append(why, "export is off")
+					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nvme-tcp-export", Want: "yes", Got: "no"})
+				}
+				if disk.NQN != nqn {
+					why = append(why, fmt.Sprintf("NQN is %q", disk.NQN))
+					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nqn", Want: nqn, Got: disk.NQN})
+				}
+				if disk.Port != d.port {
+					why = append(why, fmt.Sprintf("port is %d", disk.Port))
+					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nvme-tcp-port", Want: strconv.Itoa(d.port), Got: strconv.Itoa(disk.Port)})
+				}
+				d.add(Action{Kind: KindFixExport, Volume: v.Name, Slot: v.Name, Port: d.port, NQN: nqn,
+					Reason: strings.Join(why, ", ")})
+			}
+			switch {
+			case want > 0 && disk.Size < want:
+				growing = true
+				d.add(Action{Kind: KindGrow, Volume: v.Name, Slot: v.Name, Size: want, FromSize: disk.Size,
+					Reason: fmt.Sprintf("size %s is less than %s", spec.Quantity{Bytes: disk.Size}, v.Size)})
+			case want > 0 && disk.Size > want:
+				d.drift(Drift{Volume: v.Name, Where: "rds", Field: "size", Want: v.Size.String(), Got: spec.Quantity{Bytes: disk.Size}.String()})
+				d.block(KindGrow, RuleShrink, Action{Volume: v.Name, Slot: v.Name, Size: want, FromSize: disk.Size,
+					Reason: fmt.Sprintf("disk is %s, state says %s: shrinking is refused", spec.Quantity{Bytes: disk.Size}, v.Size)})
+			}
+		}
+	}
+	if !d.obs.Fabric {
+		return
+	}
+	ctrls := d.byNQN[nqn]
+	if !d.attachedHere(v) {
+		for _, c := range ctrls {
+			d.claimed[c.Name] = true
+			d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("volume is not attached to %s", d.host))
+		}
+		return
+	}
+	wantT := toFabric(d.st.TimeoutsFor(v))
+	connect := Action{Kind: KindConnect, Volume: v.Name, NQN: nqn, Address: d.address, Port: d.port,
+		HostNQN: d.hostNQN, Timeouts: &wantT}
+	// Keep the first usable controller; any duplicate for the same NQN is
+	// disconnected.
+	var cur *fabric.Controller
+	for i := range ctrls {
+		c := ctrls[i]
+		d.claimed[c.Name] = true
+		if c.State == stateDeleting {
+			continue
+		}
+		if cur == nil {
+			cur = &ctrls[i]
+			continue
+		}
+		d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("duplicate controller for %s (keeping %s)", nqn, cur.Name))
+	}
+	if cur == nil {
+		if noDisk {
+			return // nothing to connect to until the disk exists
+		}
+		connect.Reason = "not connected on this host"
+		d.add(connect)
+		return
+	}
+	connect.Controller = cur.Name
+	var wrong []string
+	if cur.TrAddr != d.address {
+		wrong = append(wrong, fmt.Sprintf("traddr %s", cur.TrAddr))
+		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "traddr", Want: d.address, Got: cur.TrAddr})
+	}
+	if cur.TrSvcID != strconv.Itoa(d.port) {
+		wrong = append(wrong, fmt.Sprintf("trsvcid %s", cur.TrSvcID))
+		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "trsvcid", Want: strconv.Itoa(d.port), Got: cur.TrSvcID})
+	}
+	if cur.HostNQN != "" && d.hostNQN != "" && cur.HostNQN != d.hostNQN {
+		wrong = append(wrong, fmt.Sprintf("hostnqn %s", cur.HostNQN))
+		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "hostnqn", Want: d.hostNQN, Got: cur.HostNQN})
+	}
+	if cur.State == stateDead {
+		wrong = append(wrong, "controller is dead")
+	}
+	if len(wrong) > 0 {
+		d.reconnect(connect, *cur, "connected with wrong "+strings.Join(wrong, ", "))
+		return
+	}
+	if cur.State != stateLive {
+		// connecting, resetting, new: the kernel is retrying within
+		// ctrl_loss_tmo; status shows Degraded, the plan leaves it alone.
+		return
+	}
+	if !wantT.Matches(cur.Timeouts) {
+		from := cur.Timeouts
+		connect.FromTimeouts = &from
+		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "timeouts",
+			Want: fmtTimeouts(wantT.Effective()), Got: fmtTimeouts(from.Effective())})
+		if wantT.Effective().KeepAliveTmo != from.Effective().KeepAliveTmo {
+			d.reconnect(connect, *cur, fmt.Sprintf("keep_alive_tmo %d -> %d cannot change on a live controller",
+				from.Effective().KeepAliveTmo, wantT.Effective().KeepAliveTmo))
+			return
+		}
+		a := connect
+		a.Kind = KindSetTimeouts
+		a.Reason = "timeouts differ: " + fmtTimeouts(from.Effective()) + " -> " + fmtTimeouts(wantT.Effective())
+		d.add(a)
+	}
+	if nsSmall := len(cur.Namespaces) > 0 && cur.Namespaces[0].Size > 0 && want > 0 && cur.Namespaces[0].Size < want; growing ||
+		(nsSmall && (d.obs.RDS == nil || d.diskSize(v.Name) >= want)) {
+		d.add(Action{Kind: KindRescan, Volume: v.Name, Controller: cur.Name, Size: want,
+			Reason: "disk grows: rescan the namespace"})
+	}
+}
+
+func (d *differ) diskSize(slot string) int64 {
+	if disk := d.disk(slot); disk != nil {
+		return disk.Size
+	}
+	return 0
+}
+
+func (d *differ) reconnect(connect Action, c fabric.Controller, reason string) {
+	connect.Kind = KindReconnect
+	connect.Controller = c.Name
+	connect.Reason = reason
+	if busy, by := inUse(c); busy {
+		connect.Reason = reason + "; " + by
+		d.block(KindReconnect, RuleInUse, connect)
+		return
+	}
+	d.add(connect)
+}
+
+// detach plans a disconnect of c, blocked when its namespace is in use.
+func (d *differ) detach(kind Kind, volume string, c fabric.Controller, reason string) {
+	a := Action{Kind: kind, Volume: volume, Controller: c.Name, NQN: c.SubsysNQN, Reason: reason}
+	if busy, by := inUse(c); busy {
+		a.Reason = reason + "; " + by
+		d.block(kind, RuleInUse, a)
+		return
+	}
+	d.add(a)
+}
+
+func (d *differ) absent(v *spec.Volume) {
+	nqn := d.st.NQN(v.Name)
+	if d.obs.Fabric {
+		for _, c := range d.byNQN[nqn] {
+			d.claimed[c.Name] = true
+			d.detach(KindDisconnect, v.Name, c, "volume is absent")
+		}
+	}
+	if d.obs.RDS == nil {
+		return
+	}
+	fp := d.st.FilePath(v.Name)
+	disk := d.disk(v.Name)
+	switch {
+	case disk != nil && v.Protect:
+		d.block(KindDelete, RuleProtected, Action{Volume: v.Name, Slot: v.Name, FilePath: disk.FilePath,
+			Reason: "volume is absent but protected: remove protect: true to delete it"})
+	case disk != nil && disk.FilePath != fp:
+		d.block(KindDelete, RuleForeignFile, Action{Volume: v.Name, Slot: v.Name, FilePath: disk.FilePath,
+			Reason: fmt.Sprintf("disk file is %s, not %s", disk.FilePath, fp)})
+	case disk != nil:
+		d.add(Action{Kind: KindDelete, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: disk.Size,
+			Reason: "volume is absent"})
+	case d.hasFile(fp) && !v.Protect:
+		d.add(Action{Kind: KindRemoveFile, Volume: v.Name, FilePath: fp, Reason: "leftover file of an absent volume"})
+	}
+}
+
+// managedDisk says whether disk is fully ours: the slot prefix, the file
+// <basePath>/<slot>.img and the NQN <nqnPrefix><slot>.
+func (d *differ) managedDisk(disk rds.Disk) bool {
+	if d.st.Target != nil && d.st.Target.SlotPrefix != "" && !strings.HasPrefix(disk.Slot, d.st.Target.SlotPrefix) {
+		return false
+	}
+	return disk.FilePath == d.st.FilePath(disk.Slot) && disk.NQN == d.st.NQN(disk.Slot)
+}
+
+// undeclared handles disks and files no volume declares (full runs only).
+func (d *differ) undeclared() {
+	if d.obs.RDS == nil {
+		return
+	}
+	declared := map[string]bool{}
+	for _, v := range d.st.Volumes {
+		declared[v.Name] = true
+	}
+	prune := d.sc.Prune
+	diskFiles := map[string]bool{}
+	for _, disk := range d.obs.RDS.Disks {
+		diskFiles[disk.FilePath] = true
+		if declared[disk.Slot] {
+			continue
+		}
+		if !d.managedDisk(disk) {
+			d.p.Notes = append(d.p.Notes, fmt.Sprintf("disk %s (%s, %s) is not declared and not fully managed: never touched",
+				disk.Slot, disk.FilePath, disk.NQN))
+			continue
+		}
+		a := Action{Volume: disk.Slot, Slot: disk.Slot, FilePath: disk.FilePath, Size: disk.Size}
+		switch {
+		case !prune:
+			d.p.Notes = append(d.p.Notes, fmt.Sprintf("disk %s is not declared: kept (prune is off)", disk.Slot))
+		case len(d.st.Volumes) == 0:
+			a.Reason = "not declared, but the state declares no volume at all"
+			d.block(KindDelete, RuleEmptyPrune, a)
+		default:
+			a.Kind, a.Reason = KindDelete, "not declared (prune)"
+			d.add(a)
+		}
+	}
+	base := strings.TrimSuffix(d.st.FilePath("x"), "x.img")
+	for _, f := range d.obs.RDS.Files {
+		if diskFiles[f.Name] || !strings.HasPrefix(f.Name, base) || !strings.HasSuffix(f.Name, ".img") {
+			continue
+		}
+		slot := strings.TrimSuffix(strings.TrimPrefix(f.Name, base), ".img")
+		if declared[slot] || strings.Contains(slot, "/") {
+			continue // declared ones are handled per volume
+		}
+		if d.st.Target != nil && d.st.Target.SlotPrefix != "" && !strings.HasPrefix(slot, d.st.Target.SlotPrefix) {
+			continue
+		}
+		a := Action{Volume: slot, FilePath: f.Name, Size: f.Size}
+		switch {
+		case !prune:
+			d.p.Notes = append(d.p.Notes, fmt.Sprintf("file %s has no disk and is not declared: kept (prune is off)", f.Name))
+		case len(d.st.Volumes) == 0:
+			a.Reason = "leftover file, but the state declares no volume at all"
+			d.block(KindRemoveFile, RuleEmptyPrune, a)
+		default:
+			a.Kind, a.Reason = KindRemoveFile, "leftover file, not declared (prune)"
+			d.add(a)
+		}
+	}
+}
+
+// orphans handles managed controllers no volume accounted for.
+func (d *differ) orphans() {
+	if !d.obs.Fabric {
+		return
+	}
+	report := d.st.Policy != nil && d.st.Policy.Orphans == spec.OrphansReport
+	for _, c := range d.obs.Controllers {
+		if c.Transport != "tcp" || d.claimed[c.Name] || !fabric.IsManaged(c.SubsysNQN, []string{d.prefix}) {
+			continue
+		}
+		name := strings.TrimPrefix(c.SubsysNQN, d.prefix)
+		d.drift(Drift{Volume: name, Controller: c.Name, Where: "host", Field: "controller", Got: c.SubsysNQN + " (not declared)"})
+		switch {
+		case report:
+			d.p.Notes = append(d.p.Notes, fmt.Sprintf("orphan controller %s (%s) reported, not disconnected (policy.orphans: report)", c.Name, c.SubsysNQN))
+		case !d.known:
+			d.block(KindDisconnectOrphan, RuleUnknownHost, Action{Volume: name, Controller: c.Name, NQN: c.SubsysNQN,
+				Reason: fmt.Sprintf("host %q is not in the state's hosts (wrong --host?)", d.host)})
+		default:
+			d.detach(KindDisconnectOrphan, name, c, "no volume attached to this host declares it")
+		}
+	}
+}
+
+// Fingerprint is the sha256 of the canonical observed state (sorted, pool
+// free space left out as it moves on its own) and the desired state, the
+// host and the scope. A saved plan stores it; apply refuses a plan whose
+// fingerprint no longer matches.
+func Fingerprint(st *spec.State, obs *Observed, host string, sc Scope) string {
+	o := *obs
+	if o.RDS != nil {
+		inv := rds.Inventory{Disks: slices.Clone(o.RDS.Disks), Files: slices.Clone(o.RDS.Files)}
+		o.RDS = &inv
+	}
+	o.Controllers = slices.Clone(o.Controllers)
+	o.sort()
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	// Encoding plain data types cannot fail; errors would only come from
+	// the hash writer, which never fails.
+	_ = enc.Encode(o)
+	_ = enc.Encode(st)
+	_ = enc.Encode(host)
+	_ = enc.Encode(sc)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,104 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the reconciler's Prometheus metrics. A nil *Metrics records
+// nothing, so callers need not check.
+type Metrics struct {
+	reconciles  *prometheus.CounterVec
+	errors      prometheus.Counter
+	duration    prometheus.Histogram
+	drift       prometheus.Gauge
+	planned     prometheus.Gauge
+	blocked     prometheus.Gauge
+	controllers *prometheus.GaugeVec
+	actions     *prometheus.CounterVec
+	info        *prometheus.GaugeVec
+	lastSuccess prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	const ns = "rds_reconcile"
+	m := &Metrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconciles_total",
+			Help: "Reconcile passes by result (ok, error)."}, []string{"result"}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_errors_total",
+			Help: "Reconcile passes that failed or did not converge."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_duration_seconds",
+			Help: "Duration of reconcile passes (observe, apply, verify).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		drift: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "drift",
+			Help: "Differences between desired and live state found by the last plan (changed outside rds-reconcile)."}),
+		planned: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "planned_actions",
+			Help: "Actions in the last plan, blocked ones included."}),
+		blocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "blocked_actions",
+			Help: "Actions in the last plan a safety rule stops."}),
+		controllers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "controllers",
+			Help: "NVMe-oF controllers on this host by kernel state, from the last observation."}, []string{"state"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actions_total",
+			Help: "Actions applied by kind and result (ok, error, skipped)."}, []string{"kind", "result"}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "state_info",
+			Help: "Always 1; the revision label names the desired state's git commit."}, []string{"revision"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
+			Help: "Unix time of the last reconcile pass that converged."}),
+	}
+	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.drift, m.planned, m.blocked,
+		m.controllers, m.actions, m.info, m.lastSuccess} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// SetRevision publishes the desired state's revision.
+func (m *Metrics) SetRevision(rev string) {
+	if m == nil {
+		return
+	}
+	m.info.Reset()
+	if rev == "" {
+		rev = "unknown"
+	}
+	m.info.WithLabelValues(rev).Set(1)
+}
+
+func (m *Metrics) observePlan(p *Plan, obs *Observed) {
+	if m == nil {
+		return
+	}
+	m.drift.Set(float64(len(p.Drift)))
+	m.planned.Set(float64(len(p.Actions)))
+	m.blocked.Set(float64(p.Summary().Blocked))
+	if obs.Fabric {
+		m.controllers.Reset()
+		for _, c := range obs.Controllers {
+			m.controllers.WithLabelValues(c.State).Inc()
+		}
+	}
+}
+
+func (m *Metrics) action(k Kind, result string) {
+	if m == nil {
+		return
+	}
+	m.actions.WithLabelValues(string(k), result).Inc()
+}
+
+func (m *Metrics) reconciled(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.duration.Observe(d.Seconds())
+	if err != nil {
+		m.reconciles.WithLabelValues("error").Inc()
+		m.errors.Inc()
+		return
+	}
+	m.reconciles.WithLabelValues("ok").Inc()
+	m.lastSuccess.SetToCurrentTime()
+}

@@ -1,0 +1,115 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/rds"
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+// Observed is the live state one run saw.
+type Observed struct {
+	// RDS is nil when the RDS side is not observed (no client).
+	RDS *rds.Inventory `json:"rds,omitempty"`
+	// Fabric says whether this host's controllers were observed.
+	Fabric      bool                `json:"fabric"`
+	Controllers []fabric.Controller `json:"controllers,omitempty"`
+	// HostNQN is the NQN this host presents (when Fabric).
+	HostNQN string    `json:"hostNQN,omitempty"`
+	At      time.Time `json:"-"`
+}
+
+// Reconciler observes, plans and applies. It is safe for concurrent use,
+// but callers serialise applies on one state with Lock.
+type Reconciler struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Reconciler; zero options get their defaults.
+func New(opts Options) *Reconciler {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = DefaultParallelism
+	}
+	if opts.RDSParallelism <= 0 {
+		opts.RDSParallelism = DefaultRDSParallelism
+	}
+	if opts.DeviceWait <= 0 {
+		opts.DeviceWait = DefaultDeviceWait
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if opts.Revision != "" {
+		log = log.With("revision", opts.Revision)
+	}
+	return &Reconciler{opts: opts, log: log}
+}
+
+// Host is this host's name.
+func (r *Reconciler) Host() string { return r.opts.Host }
+
+// Observe reads the live state: one RDS List and one fabric List,
+// whatever the number of volumes.
+func (r *Reconciler) Observe(ctx context.Context) (*Observed, error) {
+	obs := &Observed{At: r.opts.Now()}
+	if r.opts.RDS != nil {
+		inv, err := r.opts.RDS.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("observe RDS: %w", err)
+		}
+		obs.RDS = &inv
+	}
+	if r.opts.Fabric != nil {
+		ctrls, err := r.opts.Fabric.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("observe host controllers: %w", err)
+		}
+		obs.Fabric = true
+		obs.Controllers = ctrls
+		nqn, err := r.opts.Fabric.HostNQN(ctx)
+		if err == nil {
+			obs.HostNQN = nqn
+		}
+	}
+	obs.sort()
+	return obs, nil
+}
+
+// sort puts the observed lists in a canonical order so fingerprints and
+// renderings do not depend on listing order.
+func (o *Observed) sort() {
+	if o.RDS != nil {
+		slices.SortFunc(o.RDS.Disks, func(a, b rds.Disk) int { return strings.Compare(a.Slot, b.Slot) })
+		slices.SortFunc(o.RDS.Files, func(a, b rds.File) int { return strings.Compare(a.Name, b.Name) })
+	}
+	slices.SortFunc(o.Controllers, func(a, b fabric.Controller) int {
+		if c := strings.Compare(a.SubsysNQN, b.SubsysNQN); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}
+
+// Plan observes and diffs.
+func (r *Reconciler) Plan(ctx context.Context, st *spec.State, sc Scope) (*Plan, error) {
+	obs, err := r.Observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := Diff(st, obs, r.opts.Host, sc)
+	p.Revision = r.opts.Revision
+	p.CreatedAt = r.opts.Now().UTC()
+	r.opts.Metrics.observePlan(p, obs)
+	return p, nil
+}

@@ -1,0 +1,103 @@
+package reconcile
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/rds"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test ./reconcile -run %s -update to accept):\n--- got\n%s\n--- want\n%s", path, t.Name(), got, want)
+	}
+}
+
+// goldenPlan has one action of each mark, drift and notes.
+func goldenPlan(t *testing.T) *Plan {
+	st := state(t, `  - {name: t-a, size: 1Gi, attachments: [node-a]}
+  - {name: t-b, state: absent}
+  - {name: t-c, size: 2Gi, attachments: [node-a], connection: {ctrlLossTmo: 600}}
+  - {name: t-d, size: 1Gi, attachments: [node-a], connection: {keepAliveTmo: 15}}
+  - {name: t-e, size: 512Mi}
+`)
+	off := disk("t-e", gi)
+	off.Export = false
+	obs := &Observed{Fabric: true, RDS: &rds.Inventory{
+		Disks: []rds.Disk{disk("t-b", gi), disk("t-c", gi), disk("t-d", gi), off, disk("t-old", gi)},
+	}, Controllers: []fabric.Controller{ctrl("nvme0", "t-b", defTimeouts), ctrl("nvme1", "t-c", defTimeouts),
+		ctrl("nvme2", "t-d", defTimeouts), mounted(ctrl("nvme3", "t-gone", defTimeouts)), ctrl("nvme4", "t-orphan", defTimeouts)}}
+	p := Diff(st, obs, "node-a", Full(false))
+	p.Revision = "abc1234+dirty"
+	p.CreatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	p.Files = []string{"state.yaml"}
+	return p
+}
+
+func TestRenderGolden(t *testing.T) {
+	p := goldenPlan(t)
+	var b bytes.Buffer
+	if err := RenderText(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan.txt", b.Bytes())
+	b.Reset()
+	if err := RenderJSON(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan.json", b.Bytes())
+	// A saved plan reads back the same.
+	back, err := ReadPlan(bytes.NewReader(b.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Fingerprint != p.Fingerprint || len(back.Actions) != len(p.Actions) {
+		t.Errorf("read back %+v", back)
+	}
+
+	empty := Diff(state(t, ""), &Observed{Fabric: true, RDS: &rds.Inventory{}}, "node-a", Full(false))
+	b.Reset()
+	if err := RenderText(&b, empty); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan-empty.txt", b.Bytes())
+
+	st := state(t, `  - {name: t-a, size: 1Gi, attachments: [node-a]}
+  - {name: t-b, size: 1Gi, attachments: [node-a]}
+`)
+	s := BuildStatus(st, &Observed{Fabric: true, RDS: &rds.Inventory{Disks: []rds.Disk{disk("t-a", gi)}},
+		Controllers: []fabric.Controller{mounted(ctrl("nvme0", "t-a", defTimeouts)), ctrl("nvme4", "t-orphan", defTimeouts)}}, "node-a")
+	s.Revision = "abc1234"
+	b.Reset()
+	if err := RenderStatusTable(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status.txt", b.Bytes())
+}
+
+func TestReadPlanRejectsOtherVersions(t *testing.T) {
+	if _, err := ReadPlan(bytes.NewReader([]byte(`{"format_version":"9"}`))); err == nil {
+		t.Error("format_version 9 accepted")
+	}
+}

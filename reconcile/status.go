@@ -1,0 +1,188 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+// Conditions of a volume.
+const (
+	Ready       = "Ready"
+	Progressing = "Progressing"
+	Degraded    = "Degraded"
+	Blocked     = "Blocked"
+)
+
+// Status is the per-volume health of a state on this host.
+type Status struct {
+	FormatVersion string         `json:"format_version"`
+	Host          string         `json:"host"`
+	Revision      string         `json:"revision,omitempty"`
+	Time          time.Time      `json:"time"`
+	Volumes       []VolumeStatus `json:"volumes"`
+	Orphans       []OrphanStatus `json:"orphans"`
+	Drift         []Drift        `json:"drift"`
+	Plan          Summary        `json:"plan"`
+}
+
+// VolumeStatus is one declared volume.
+type VolumeStatus struct {
+	Name  string     `json:"name"`
+	State string     `json:"state"` // present or absent
+	RDS   *RDSStatus `json:"rds,omitempty"`
+	Host  *HostState `json:"host,omitempty"`
+	Drift []string   `json:"drift,omitempty"`
+	// Condition is Ready, Progressing, Degraded or Blocked; Reason says why.
+	Condition string `json:"condition"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// RDSStatus is the volume's disk on the RDS.
+type RDSStatus struct {
+	Present  bool  `json:"present"`
+	Exported bool  `json:"exported"`
+	Size     int64 `json:"size"`
+	Desired  int64 `json:"desiredSize"`
+}
+
+// HostState is the volume on this host.
+type HostState struct {
+	Attached   bool   `json:"attached"` // declared attached to this host
+	Controller string `json:"controller,omitempty"`
+	State      string `json:"state,omitempty"`
+	Device     string `json:"device,omitempty"`
+	Mounted    bool   `json:"mounted"`
+	MountedBy  string `json:"mountedBy,omitempty"`
+}
+
+// OrphanStatus is an undeclared managed controller.
+type OrphanStatus struct {
+	Controller string `json:"controller"`
+	NQN        string `json:"nqn"`
+	State      string `json:"state"`
+	InUse      string `json:"inUse,omitempty"`
+}
+
+// Status observes and reports per-volume health.
+func (r *Reconciler) Status(ctx context.Context, st *spec.State) (*Status, error) {
+	obs, err := r.Observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := BuildStatus(st, obs, r.opts.Host)
+	s.Revision = r.opts.Revision
+	s.Time = r.opts.Now().UTC()
+	return s, nil
+}
+
+// BuildStatus is the pure part of Status.
+func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
+	p := Diff(st, obs, host, Full(st.Policy != nil && st.Policy.Prune))
+	s := &Status{FormatVersion: "1", Host: host, Volumes: []VolumeStatus{}, Orphans: []OrphanStatus{}, Drift: p.Drift, Plan: p.Summary()}
+	byVol := map[string][]Action{}
+	for _, a := range p.Actions {
+		byVol[a.Volume] = append(byVol[a.Volume], a)
+	}
+	driftBy := map[string][]string{}
+	for _, d := range p.Drift {
+		driftBy[d.Volume] = append(driftBy[d.Volume], fmt.Sprintf("%s %s: want %s, got %s", d.Where, d.Field, d.Want, d.Got))
+	}
+	claimed := map[string]bool{}
+	vols := slices.Clone(st.Volumes)
+	slices.SortFunc(vols, func(a, b spec.Volume) int { return strings.Compare(a.Name, b.Name) })
+	for i := range vols {
+		v := &vols[i]
+		state := v.State
+		if state == "" {
+			state = spec.Present
+		}
+		vs := VolumeStatus{Name: v.Name, State: state, Drift: driftBy[v.Name]}
+		if obs.RDS != nil {
+			rs := &RDSStatus{Desired: v.Size.Bytes}
+			for _, d := range obs.RDS.Disks {
+				if d.Slot == v.Name {
+					rs.Present, rs.Exported, rs.Size = true, d.Export, d.Size
+				}
+			}
+			vs.RDS = rs
+		}
+		var ctrl *fabric.Controller
+		if obs.Fabric {
+			nqn := st.NQN(v.Name)
+			hs := &HostState{Attached: slices.Contains(v.Attachments, host)}
+			for j := range obs.Controllers {
+				c := &obs.Controllers[j]
+				if c.Transport == "tcp" && c.SubsysNQN == nqn {
+					claimed[c.Name] = true
+					if ctrl == nil || (ctrl.State != stateLive && c.State == stateLive) {
+						ctrl = c
+					}
+				}
+			}
+			if ctrl != nil {
+				hs.Controller, hs.State = ctrl.Name, ctrl.State
+				if len(ctrl.Namespaces) > 0 {
+					hs.Device = ctrl.Namespaces[0].Device
+				}
+				if busy, by := inUse(*ctrl); busy {
+					hs.Mounted, hs.MountedBy = true, by
+				}
+			}
+			vs.Host = hs
+		}
+		vs.Condition, vs.Reason = condition(state, byVol[v.Name], ctrl)
+		s.Volumes = append(s.Volumes, vs)
+	}
+	if obs.Fabric {
+		prefix := st.NQN("")
+		for _, c := range obs.Controllers {
+			if c.Transport != "tcp" || claimed[c.Name] || !fabric.IsManaged(c.SubsysNQN, []string{prefix}) {
+				continue
+			}
+			o := OrphanStatus{Controller: c.Name, NQN: c.SubsysNQN, State: c.State}
+			if busy, by := inUse(c); busy {
+				o.InUse = by
+			}
+			s.Orphans = append(s.Orphans, o)
+		}
+	}
+	return s
+}
+
+// condition derives a volume's condition from what the plan would do and
+// the controller's kernel state.
+func condition(state string, acts []Action, ctrl *fabric.Controller) (string, string) {
+	for _, a := range acts {
+		if a.Kind == KindBlocked {
+			return Blocked, fmt.Sprintf("%s blocked (%s): %s", a.Wanted, a.Blocked, a.Reason)
+		}
+	}
+	if len(acts) > 0 {
+		var what []string
+		for _, a := range acts {
+			what = append(what, string(a.Kind)+": "+a.Reason)
+		}
+		return Progressing, strings.Join(what, "; ")
+	}
+	if ctrl != nil && state != spec.Absent {
+		switch ctrl.State {
+		case stateLive:
+		case stateConnecting, stateResetting:
+			return Degraded, fmt.Sprintf("controller %s is %s: the kernel is reconnecting", ctrl.Name, ctrl.State)
+		case stateDeleting:
+			return Progressing, fmt.Sprintf("controller %s is being deleted", ctrl.Name)
+		default:
+			return Degraded, fmt.Sprintf("controller %s is %s", ctrl.Name, ctrl.State)
+		}
+	}
+	if state == spec.Absent {
+		return Ready, "absent"
+	}
+	return Ready, ""
+}
