@@ -31,6 +31,7 @@ type simFlags struct {
 	dropProbability  float64
 	failNext         []string
 	maxSessions      int
+	crlf             bool
 }
 
 func newSimCmd(g *globals) *cobra.Command {
@@ -74,6 +75,8 @@ kernel NVMe/TCP target (configfs, root) on --nvmet-addr.`,
 	fl.Float64Var(&f.dropProbability, "drop-probability", 0, "probability (0..1) of dropping the connection instead of answering a command")
 	fl.StringArrayVar(&f.failNext, "fail-next", nil, "answer the next command with this text instead of running it (repeatable, in order)")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "cap on concurrent SSH sessions (0 = none)")
+	fl.BoolVar(&f.crlf, "crlf", false, `end output lines with "
+" as a RouterOS console does`)
 	return cmd
 }
 
@@ -117,6 +120,7 @@ func runSim(cmd *cobra.Command, g *globals, f *simFlags) error {
 		Version:  f.version,
 		Width:    f.width,
 		Logger:   g.logger(),
+		CRLF:     f.crlf,
 	}
 	if f.passwordEnv != "" {
 		if opts.Password = os.Getenv(f.passwordEnv); opts.Password == "" {

@@ -473,7 +473,11 @@ func (in *interp) disk(c *command, top bool) (value, error) {
 	case "get":
 		return in.get(c, in.diskItems(), in.resolveDisk, true)
 	case "add":
-		return value{}, in.diskAdd(c)
+		id, err := in.diskAdd(c)
+		if err != nil || top {
+			return value{}, err
+		}
+		return value{kind: vIDs, ids: []int{id}}, nil
 	case "set":
 		return value{}, in.diskSet(c)
 	case "remove":
@@ -610,11 +614,12 @@ func (in *interp) nqnTaken(nqn string, self *diskRec) bool {
 	return false
 }
 
-func (in *interp) diskAdd(c *command) error {
+// diskAdd adds a disk and returns its id (what `:put [/disk add ...]` prints).
+func (in *interp) diskAdd(c *command) (int, error) {
 	st := in.s.st
 	vals, err := in.diskArgs(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	typ := "file"
 	if v, ok := vals["type"]; ok {
@@ -623,26 +628,26 @@ func (in *interp) diskAdd(c *command) error {
 	switch typ {
 	case "file":
 	case "tmpfs", "nvme-tcp", "iscsi", "nfs", "smb", "raid":
-		return failure("failure: only type=file is simulated")
+		return 0, failure("failure: only type=file is simulated")
 	default:
-		return noMatch("type")
+		return 0, noMatch("type")
 	}
 	d := &diskRec{Port: 4420}
 	if err := applyDiskArgs(d, vals); err != nil {
-		return err
+		return 0, err
 	}
 	var size int64
 	if v, ok := vals["file-size"]; ok {
 		if size, err = parseSize("file-size", v); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	fp, ok := vals["file-path"]
 	if !ok {
-		return failure("failure: file-path not set")
+		return 0, failure("failure: file-path not set")
 	}
 	if d.FilePath, err = in.cleanPath(fp); err != nil {
-		return err
+		return 0, err
 	}
 	if d.Slot == "" {
 		for n := 1; ; n++ {
@@ -653,25 +658,25 @@ func (in *interp) diskAdd(c *command) error {
 		}
 	}
 	if st.bySlot[d.Slot] != nil || d.Slot == in.s.poolName {
-		return failure("failure: slot already used")
+		return 0, failure("failure: slot already used")
 	}
 	if st.byPath[d.FilePath] != nil {
-		return failure("failure: file already in use")
+		return 0, failure("failure: file already in use")
 	}
 	if d.Export && !d.Disabled && in.nqnTaken(d.nqn(), d) {
-		return failure("failure: nvme-tcp-server-nqn already used")
+		return 0, failure("failure: nvme-tcp-server-nqn already used")
 	}
 	// An existing file (left by a removed disk) is attached as it is, the
 	// way RouterOS attaches an image; file-size only sizes a new file.
 	if st.byName[d.FilePath] == nil {
 		if size == 0 {
-			return failure("failure: file-size not set")
+			return 0, failure("failure: file-size not set")
 		}
 		if st.used+size > in.s.poolSize {
-			return errNoSpace
+			return 0, errNoSpace
 		}
 		if err := in.s.backend.Create(in.ctx, d.FilePath, size); err != nil {
-			return in.backendErr("create", err)
+			return 0, in.backendErr("create", err)
 		}
 		f := &fileRec{ID: st.newID(), Name: d.FilePath, Size: size, Created: in.s.now()}
 		st.Files = append(st.Files, f)
@@ -682,14 +687,14 @@ func (in *interp) diskAdd(c *command) error {
 	d.ID = st.newID()
 	if e := d.export(); e.On {
 		if err := in.s.backend.Export(in.ctx, e); err != nil {
-			return in.backendErr("export", err)
+			return 0, in.backendErr("export", err)
 		}
 	}
 	st.Disks = append(st.Disks, d)
 	st.bySlot[d.Slot] = d
 	st.byPath[d.FilePath] = d
 	in.dirty = true
-	return nil
+	return d.ID, nil
 }
 
 func (in *interp) diskSet(c *command) error {

@@ -59,6 +59,9 @@ type Options struct {
 	Now func() time.Time
 	// Faults are in force from the first connection; SetFaults changes them.
 	Faults Faults
+	// CRLF ends lines over SSH with "\r\n" as a RouterOS console does; off
+	// by default. Exec always uses "\n".
+	CRLF bool
 }
 
 // Faults are misbehaviours injected into the SSH service. The zero value
@@ -642,7 +645,14 @@ func (s *Server) command(ctx context.Context, line string, width int) (out strin
 		if !strings.HasSuffix(out, "\n") {
 			out += "\n"
 		}
+		if s.opts.CRLF {
+			out = strings.ReplaceAll(out, "\n", "\r\n")
+		}
 		return out, false
 	}
-	return s.run(ctx, line, width), false
+	out = s.run(ctx, line, width)
+	if s.opts.CRLF {
+		out = strings.ReplaceAll(out, "\n", "\r\n")
+	}
+	return out, false
 }

@@ -319,3 +319,45 @@ func TestKnownHostsLine(t *testing.T) {
 		t.Errorf("known hosts line %q", line)
 	}
 }
+
+func TestSSHShellWithPTY(t *testing.T) {
+	s := startServer(t, Options{})
+	c := dial(t, s, "admin")
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.RequestPty("vt100", 40, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := sess.StdinPipe()
+	var out strings.Builder
+	sess.Stdout = &out
+	if err := sess.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, ":put hello\r")
+	io.WriteString(stdin, "quit\r")
+	if err := sess.Wait(); err != nil {
+		t.Fatalf("shell exit: %v", err)
+	}
+	if !strings.Contains(out.String(), "[admin@RDS] > ") || !strings.Contains(out.String(), "hello\r\n") {
+		t.Errorf("shell output %q", out.String())
+	}
+}
+
+func TestSSHCRLF(t *testing.T) {
+	s := startServer(t, Options{CRLF: true})
+	s.SetFaults(Faults{FailNext: []string{"failure: busy"}})
+	c := dial(t, s, "admin")
+	if out := mustRun(t, c, `:put a`); out != "failure: busy\r\n" {
+		t.Errorf("got %q", out)
+	}
+	if out := mustRun(t, c, `:put a; :put b`); out != "a\r\nb\r\n" {
+		t.Errorf("got %q", out)
+	}
+	if out := s.Exec(`:put a`); out != "a\n" {
+		t.Errorf("Exec got %q", out)
+	}
+}
