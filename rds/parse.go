@@ -29,8 +29,6 @@ var (
 	// rowStart matches the start of an item: optional indentation, a row
 	// number, then optional flag letters before the first field.
 	rowStart = regexp.MustCompile(`^\s*(\d+)(?:\s+|$)`)
-	// keyStart matches text that begins with a field name and '='.
-	keyStart = regexp.MustCompile(`^[A-Za-z.][A-Za-z0-9._-]*=`)
 	// flagsWord is a group of flag letters (RouterOS prints e.g. "X", "BM").
 	flagsWord = regexp.MustCompile(`^[A-Za-z*]{1,8}$`)
 	// thousands is a number with space thousand separators, possibly cut.
@@ -103,7 +101,7 @@ func ParseDetail(out string) ([]map[string]string, error) {
 			continue
 		}
 		if cur == nil {
-			if header && !keyStart.MatchString(trimmed) {
+			if header && !startsWithKey(trimmed) {
 				// Continuation of a wrapped Flags header.
 				continue
 			}
@@ -249,6 +247,7 @@ type item struct {
 	lastLine            string
 	width               int
 	inComment           bool // the comment line may still continue
+	quote               quoteState
 	// col is the column where this item's fields start (-1 until known).
 	// Continuation lines are indented to it; a row number stands left of
 	// it. That tells a new row from a continuation that starts with digits
@@ -304,7 +303,7 @@ func (it *item) first(line string, offset int) error {
 func (it *item) add(line string) {
 	frag := strings.TrimLeft(line, " \t")
 	if it.inComment {
-		if it.lineFull() && !keyStart.MatchString(frag) {
+		if it.lineFull() && !startsWithKey(frag) {
 			// The comment was cut at the console width.
 			it.comment += strings.TrimRight(frag, " \t")
 			it.lastLine = line
@@ -314,12 +313,14 @@ func (it *item) add(line string) {
 		it.inComment = false
 	}
 	if it.text.Len() == 0 {
-		it.text.WriteString(strings.TrimRight(frag, " \t"))
+		frag = strings.TrimRight(frag, " \t")
+		it.text.WriteString(frag)
+		it.quote = it.quote.scan(frag)
 		it.lastLine = line
 		return
 	}
 	prev := it.text.String()
-	inQuote := openQuote(prev)
+	inQuote := it.quote.in
 	sep := ""
 	switch {
 	case inQuote:
@@ -333,7 +334,7 @@ func (it *item) add(line string) {
 		sep = " "
 	case endsInsideKey(prev):
 		// A field name cut at the console width.
-	case keyStart.MatchString(frag):
+	case startsWithKey(frag):
 		sep = " "
 	case groupedTail.MatchString(prev) && threeDigits.MatchString(frag),
 		plainTail.MatchString(prev) && groupedHead.MatchString(frag):
@@ -342,10 +343,14 @@ func (it *item) add(line string) {
 		sep = " "
 	}
 	it.text.WriteString(sep)
-	if openQuote(prev + sep + frag) {
+	if it.quote.scan(frag).in {
+		// Trailing blanks inside an open quote belong to the value.
 		it.text.WriteString(frag)
+		it.quote = it.quote.scan(frag)
 	} else {
-		it.text.WriteString(strings.TrimRight(frag, " \t"))
+		frag = strings.TrimRight(frag, " \t")
+		it.text.WriteString(frag)
+		it.quote = it.quote.scan(frag)
 	}
 	it.lastLine = line
 }
@@ -374,21 +379,46 @@ func endsInsideKey(s string) bool {
 	return err != nil
 }
 
-// openQuote reports whether s ends inside a double-quoted string.
-func openQuote(s string) bool {
-	in := false
+// quoteState tracks whether text so far ends inside a double-quoted string,
+// so each appended line is scanned once.
+type quoteState struct {
+	in  bool // inside "..."
+	esc bool // the last byte was a backslash inside quotes
+}
+
+func (q quoteState) scan(s string) quoteState {
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			if in {
-				i++
-			}
-		case '"':
-			in = !in
+		switch {
+		case q.esc:
+			q.esc = false
+		case s[i] == '\\' && q.in:
+			q.esc = true
+		case s[i] == '"':
+			q.in = !q.in
 		}
 	}
-	return in
+	return q
 }
+
+// keyLen returns the length of the field name s starts with when a '='
+// follows it, else -1. (A hand-written regexp `^[A-Za-z.][A-Za-z0-9._-]*=`:
+// the regexp package made parsing quadratic in the item length.)
+func keyLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '.':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_'):
+		case c == '=' && i > 0:
+			return i
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+func startsWithKey(s string) bool { return keyLen(s) > 0 }
 
 func (it *item) finish() (map[string]string, error) {
 	m, err := parseFields(it.text.String())
@@ -420,16 +450,16 @@ func parseFields(s string) (map[string]string, error) {
 		if i >= len(s) {
 			return m, nil
 		}
-		loc := keyStart.FindStringIndex(s[i:])
-		if loc == nil {
+		n := keyLen(s[i:])
+		if n < 0 {
 			end := strings.IndexAny(s[i:], " \t")
 			if end < 0 {
 				end = len(s) - i
 			}
 			return nil, fmt.Errorf("expected key=value at %q", clip(s[i:i+end]))
 		}
-		key := s[i : i+loc[1]-1]
-		i += loc[1]
+		key := s[i : i+n]
+		i += n + 1
 		if i < len(s) && s[i] == '"' {
 			v, n, err := unquote(s[i:])
 			if err != nil {
@@ -453,7 +483,7 @@ func parseFields(s string) (map[string]string, error) {
 			for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
 				j++
 			}
-			if j >= len(s) || keyStart.MatchString(s[j:]) {
+			if j >= len(s) || startsWithKey(s[j:]) {
 				break
 			}
 			end = j
