@@ -75,8 +75,7 @@ kernel NVMe/TCP target (configfs, root) on --nvmet-addr.`,
 	fl.Float64Var(&f.dropProbability, "drop-probability", 0, "probability (0..1) of dropping the connection instead of answering a command")
 	fl.StringArrayVar(&f.failNext, "fail-next", nil, "answer the next command with this text instead of running it (repeatable, in order)")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "cap on concurrent SSH sessions (0 = none)")
-	fl.BoolVar(&f.crlf, "crlf", false, `end output lines with "
-" as a RouterOS console does`)
+	fl.BoolVar(&f.crlf, "crlf", false, `end output lines with CR LF as a RouterOS console does`)
 	return cmd
 }
 
