@@ -322,7 +322,7 @@ func (l *Linux) findExisting(req ConnectRequest) (string, error) {
 		return "", err
 	}
 	for _, c := range list {
-		if c.SubsysNQN != req.NQN || c.TrAddr != req.Address || c.TrSvcID != strconv.Itoa(req.Port) {
+		if c.SubsysNQN != req.NQN || !sameAddr(c.TrAddr, req.Address) || c.TrSvcID != strconv.Itoa(req.Port) {
 			continue
 		}
 		if c.HostNQN != "" && c.HostNQN != req.HostNQN {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,12 +37,22 @@ func validName(name string) error {
 // readAttr reads one sysfs attribute, trimmed. A missing or unreadable
 // attribute is "" (old kernels lack some, a controller being deleted fails
 // reads): the caller treats "" as unknown.
+//
+// A sysfs attribute is at most one page and comes in one read, so this does
+// open, read, close (os.ReadFile also stats and reads again for EOF; a List
+// reads thousands of attributes).
 func readAttr(dir, name string) string {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	defer f.Close()
+	var buf [4096]byte
+	n, err := f.Read(buf[:])
+	if err != nil && n == 0 {
+		return ""
+	}
+	return strings.TrimSpace(string(buf[:n]))
 }
 
 // atoi parses a decimal attribute, 0 when empty or garbage.
@@ -91,6 +102,11 @@ func readMountinfo(path string) (mountTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
+	return parseMountinfo(b), nil
+}
+
+// parseMountinfo parses mountinfo text; malformed lines are skipped.
+func parseMountinfo(b []byte) mountTable {
 	mt := mountTable{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
@@ -103,7 +119,7 @@ func readMountinfo(path string) (mountTable, error) {
 			mt[f[2]] = unescapeMount(f[4])
 		}
 	}
-	return mt, nil
+	return mt
 }
 
 // unescapeMount undoes the kernel's octal escapes (\040 for space etc.).
@@ -156,13 +172,33 @@ func (s scanner) list() ([]Controller, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.Transport == "pcie" {
+		if !fabricsTransport(c.Transport) {
 			continue
 		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
 	return out, nil
+}
+
+// fabricsTransport says whether a controller's transport is NVMe-oF; an
+// unreadable transport ("") is kept rather than hidden.
+func fabricsTransport(t string) bool {
+	switch t {
+	case "tcp", "rdma", "fc", "loop", "":
+		return true
+	}
+	return false // pcie, apple-nvme: local disks
+}
+
+// sameAddr compares transport addresses, IP addresses by value (the kernel
+// may print an IPv6 address in another form than it was given).
+func sameAddr(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ia, ib := net.ParseIP(a), net.ParseIP(b)
+	return ia != nil && ib != nil && ia.Equal(ib)
 }
 
 // controller reads one controller; ErrNotFound when its directory is gone.
@@ -229,10 +265,12 @@ func nsLess(a, b string) bool {
 func (s scanner) namespace(dev, pathDir string) Namespace {
 	ns := Namespace{Name: dev, Device: filepath.Join(s.dev, dev)}
 	blk := filepath.Join(s.sysfs, "block", dev)
-	if _, err := os.Stat(blk); err != nil {
-		blk = pathDir
+	size := readAttr(blk, "size")
+	if size == "" {
+		blk = pathDir // no /sys/block entry: read the controller's own
+		size = readAttr(blk, "size")
 	}
-	if sectors, err := strconv.ParseInt(readAttr(blk, "size"), 10, 64); err == nil {
+	if sectors, err := strconv.ParseInt(size, 10, 64); err == nil {
 		ns.Size = sectors * 512 // sysfs counts 512-byte sectors whatever the LBA size
 	}
 	majmin := readAttr(blk, "dev")

@@ -349,3 +349,27 @@ func TestConnectLatencyHonoursContext(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// BenchmarkSimList: one List on a state with 50 controllers, which is a
+// lock, a read and parse of fabric.json and an outage evaluation.
+func BenchmarkSimList(b *testing.B) {
+	ctx := context.Background()
+	h, err := Open(b.TempDir(), Options{ManagedPrefixes: []string{prefix}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := h.Connect(ctx, req(fmt.Sprintf("v%d", i), -1, 5)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		list, err := h.List(ctx)
+		if err != nil || len(list) != 50 {
+			b.Fatal(len(list), err)
+		}
+	}
+	b.ReportMetric(50, "controllers/op")
+}
