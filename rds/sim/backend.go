@@ -116,6 +116,10 @@ type FileBackend struct {
 // NewFileBackend returns a backend storing sparse files under dir, with a
 // pool of DefaultFileCapacity (Options.PoolSize overrides it).
 func NewFileBackend(dir string) *FileBackend {
+	// Absolute, because nvmet's device_path must be.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	return &FileBackend{dir: dir, capacity: DefaultFileCapacity}
 }
 
