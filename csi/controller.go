@@ -1,0 +1,539 @@
+package csi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+// ControllerConfig configures the controller service.
+type ControllerConfig struct {
+	// BaseFiles are the git-managed state files (-f): target, defaults,
+	// hosts and volumes the CSI mode must never delete.
+	BaseFiles []string
+	// Layer is the layer file the controller owns (<state-dir>/csi-volumes.yaml).
+	Layer LayerStore
+	// Reconciler converges the RDS side of one volume.
+	Reconciler Reconciler
+	// Pool answers GetCapacity and the Probe.
+	Pool Pool
+	// DefaultSize is the size of a volume created without a capacity
+	// (1 GiB when zero).
+	DefaultSize int64
+}
+
+// controller is the CSI Controller service.
+type controller struct {
+	csi.UnimplementedControllerServer
+	cfg   ControllerConfig
+	log   *slog.Logger
+	locks keyLocks
+}
+
+func newController(cfg ControllerConfig, log *slog.Logger) (*controller, error) {
+	switch {
+	case len(cfg.BaseFiles) == 0:
+		return nil, errors.New("controller: the base state (-f) is required: it names the RDS target")
+	case cfg.Layer == nil || cfg.Reconciler == nil || cfg.Pool == nil:
+		return nil, errors.New("controller: layer, reconciler and pool are required")
+	}
+	if cfg.DefaultSize <= 0 {
+		cfg.DefaultSize = defaultVolumeSize
+	}
+	return &controller{cfg: cfg, log: log}, nil
+}
+
+// selfHost is this node when one process serves both controller and node.
+type selfHost struct{ name, nqn string }
+
+// start creates the layer file (Load needs it to exist) and, when this
+// process is also the node, declares it as a host so that it can be
+// published to. A host the base declares is left to the base.
+func (c *controller) start(ctx context.Context, self *selfHost) error {
+	var baseHosts map[string]spec.Host
+	if self != nil {
+		base, err := spec.Load(c.cfg.BaseFiles...)
+		if err != nil {
+			return fmt.Errorf("loading the base state: %w", err)
+		}
+		baseHosts = base.Hosts
+	}
+	err := c.cfg.Layer.Update(ctx, func(l *spec.State) error {
+		if self == nil {
+			return nil
+		}
+		if _, ok := baseHosts[self.name]; ok {
+			return nil
+		}
+		if l.Hosts == nil {
+			l.Hosts = map[string]spec.Host{}
+		}
+		l.Hosts[self.name] = spec.Host{HostNQN: self.nqn}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("preparing the CSI layer %s: %w", c.cfg.Layer.Path(), err)
+	}
+	// The merged state must load now, or every call would fail later.
+	if _, err := c.desired(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// desired is the whole truth: the base files layered with the CSI layer,
+// defaulted and validated exactly as `rds-reconcile plan -f base -f layer`
+// sees it.
+func (c *controller) desired() (*spec.State, error) {
+	st, err := spec.Load(append(slices.Clone(c.cfg.BaseFiles), c.cfg.Layer.Path())...)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "loading the desired state: %v", err)
+	}
+	return st, nil
+}
+
+// owned reports whether v lives in the CSI layer (and so may be changed).
+func (c *controller) owned(v *spec.Volume) bool { return v.Source == c.cfg.Layer.Path() }
+
+// errUnchanged ends a Store.Update without writing.
+var errUnchanged = errors.New("unchanged")
+
+// update is Layer.Update that treats errUnchanged as success.
+func (c *controller) update(ctx context.Context, fn func(*spec.State) error) error {
+	err := c.cfg.Layer.Update(ctx, fn)
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
+}
+
+func (c *controller) reconcile(ctx context.Context, name string) error {
+	st, err := c.desired()
+	if err != nil {
+		return err
+	}
+	return c.cfg.Reconciler.Reconcile(ctx, st, Scope{Volumes: []string{name}})
+}
+
+func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	var caps []*csi.ControllerServiceCapability
+	for _, t := range []csi.ControllerServiceCapability_RPC_Type{
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+		csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
+		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
+		csi.ControllerServiceCapability_RPC_LIST_VOLUMES_PUBLISHED_NODES,
+		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+		csi.ControllerServiceCapability_RPC_GET_VOLUME,
+	} {
+		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
+			Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
+	}
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+}
+
+// sameParams reports whether an existing volume was made with params.
+func sameParams(v *spec.Volume, p Params) bool {
+	eq := func(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+	return eq(v.Connection.CtrlLossTmo, p.Connection.CtrlLossTmo) &&
+		eq(v.Connection.ReconnectDelay, p.Connection.ReconnectDelay) &&
+		eq(v.Connection.KeepAliveTmo, p.Connection.KeepAliveTmo) &&
+		v.FSType == p.FSType
+}
+
+func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	if req.GetName() == "" {
+		return nil, invalid("name is required")
+	}
+	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if req.GetVolumeContentSource() != nil {
+		return nil, invalid("volume content sources (snapshots, clones) are not supported")
+	}
+	params, err := ParseParams(req.GetParameters())
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	size, err := sizeFor(req.GetCapacityRange(), c.cfg.DefaultSize)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.desired()
+	if err != nil {
+		return nil, err
+	}
+	name := VolumeName(req.GetName(), st.Target.SlotPrefix)
+	unlock, err := c.locks.lock(ctx, name)
+	if err != nil {
+		return nil, statusOf("waiting for the volume lock", err)
+	}
+	defer unlock()
+
+	if v := st.Volume(name); v != nil && !c.owned(v) {
+		return nil, status.Errorf(codes.AlreadyExists, "volume %q is declared in %s, not by CSI; choose another name", name, v.Source)
+	}
+	created := false
+	err = c.update(ctx, func(l *spec.State) error {
+		if v := l.Volume(name); v != nil && v.State != spec.Absent {
+			rng := req.GetCapacityRange()
+			if v.Size.Bytes < rng.GetRequiredBytes() || (rng.GetLimitBytes() > 0 && v.Size.Bytes > rng.GetLimitBytes()) {
+				return status.Errorf(codes.AlreadyExists, "volume %q exists with size %d, outside the requested range [%d, %d]",
+					name, v.Size.Bytes, rng.GetRequiredBytes(), rng.GetLimitBytes())
+			}
+			if !sameParams(v, params) {
+				return status.Errorf(codes.AlreadyExists, "volume %q exists with other parameters", name)
+			}
+			size = v.Size.Bytes
+			return errUnchanged
+		}
+		nv := spec.Volume{Name: name, State: spec.Present, Size: spec.Quantity{Bytes: size},
+			Connection: params.Connection, FSType: params.FSType}
+		if v := l.Volume(name); v != nil {
+			*v = nv // a tombstone left by an unfinished delete
+		} else {
+			l.Volumes = append(l.Volumes, nv)
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return nil, statusOf("recording the volume", err)
+	}
+	if err := c.reconcile(ctx, name); err != nil {
+		s := statusOf("creating the volume on the RDS", err)
+		if status.Code(s) == codes.ResourceExhausted && created {
+			c.forget(ctx, name)
+		}
+		return nil, s
+	}
+	st, err = c.desired()
+	if err != nil {
+		return nil, err
+	}
+	v := st.Volume(name)
+	if v == nil {
+		return nil, status.Errorf(codes.Aborted, "volume %q was deleted while being created", name)
+	}
+	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
+		VolumeId:      name,
+		CapacityBytes: size,
+		VolumeContext: volumeContext(st, v),
+	}}, nil
+}
+
+// forget drops a volume that could not be created (the pool is full) so the
+// layer does not keep asking for it. Best effort: a later retry of
+// CreateVolume or DeleteVolume cleans up as well.
+func (c *controller) forget(ctx context.Context, name string) {
+	err := c.update(ctx, func(l *spec.State) error {
+		i := slices.IndexFunc(l.Volumes, func(v spec.Volume) bool { return v.Name == name })
+		if i < 0 {
+			return errUnchanged
+		}
+		l.Volumes = slices.Delete(l.Volumes, i, i+1)
+		return nil
+	})
+	if err != nil {
+		c.log.WarnContext(ctx, "could not drop the failed volume from the layer", "volume", name, "error", err)
+	}
+}
+
+func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, invalid("volume id is required")
+	}
+	if !validVolumeID(id) {
+		return &csi.DeleteVolumeResponse{}, nil // cannot exist
+	}
+	unlock, err := c.locks.lock(ctx, id)
+	if err != nil {
+		return nil, statusOf("waiting for the volume lock", err)
+	}
+	defer unlock()
+	st, err := c.desired()
+	if err != nil {
+		return nil, err
+	}
+	v := st.Volume(id)
+	if v == nil {
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	if !c.owned(v) {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is declared in %s; only that file can delete it", id, v.Source)
+	}
+	if len(v.Attachments) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is still published to %v", id, v.Attachments)
+	}
+	// Tombstone first: the reconciler deletes only what the state says is
+	// absent, and a crash in between leaves an explicit, retryable intent.
+	err = c.update(ctx, func(l *spec.State) error {
+		lv := l.Volume(id)
+		if lv == nil || lv.State == spec.Absent {
+			return errUnchanged
+		}
+		*lv = spec.Volume{Name: id, State: spec.Absent}
+		return nil
+	})
+	if err != nil {
+		return nil, statusOf("recording the deletion", err)
+	}
+	if err := c.reconcile(ctx, id); err != nil {
+		return nil, statusOf("deleting the volume on the RDS", err)
+	}
+	err = c.update(ctx, func(l *spec.State) error {
+		i := slices.IndexFunc(l.Volumes, func(v spec.Volume) bool { return v.Name == id && v.State == spec.Absent })
+		if i < 0 {
+			return errUnchanged
+		}
+		l.Volumes = slices.Delete(l.Volumes, i, i+1)
+		return nil
+	})
+	if err != nil {
+		return nil, statusOf("dropping the tombstone", err)
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// lookup returns the present volume id, or a NotFound status.
+func (c *controller) lookup(id string) (*spec.State, *spec.Volume, error) {
+	if !validVolumeID(id) {
+		return nil, nil, status.Errorf(codes.NotFound, "volume %q does not exist", id)
+	}
+	st, err := c.desired()
+	if err != nil {
+		return nil, nil, err
+	}
+	v := st.Volume(id)
+	if v == nil || v.State == spec.Absent {
+		return nil, nil, status.Errorf(codes.NotFound, "volume %q does not exist", id)
+	}
+	return st, v, nil
+}
+
+func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	id, nodeID := req.GetVolumeId(), req.GetNodeId()
+	switch {
+	case id == "":
+		return nil, invalid("volume id is required")
+	case nodeID == "":
+		return nil, invalid("node id is required")
+	}
+	if err := checkCapability(req.GetVolumeCapability()); err != nil {
+		return nil, invalid("%v", err)
+	}
+	unlock, err := c.locks.lock(ctx, id)
+	if err != nil {
+		return nil, statusOf("waiting for the volume lock", err)
+	}
+	defer unlock()
+	st, v, err := c.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := st.Hosts[nodeID]; !ok {
+		return nil, status.Errorf(codes.NotFound, "node %q is not a declared host; add it under hosts in the base state with its hostNQN", nodeID)
+	}
+	if !c.owned(v) {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is declared in %s; attach it there", id, v.Source)
+	}
+	for _, a := range v.Attachments {
+		if a != nodeID {
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %q is published to node %q; a volume is attached to one node at a time", id, a)
+		}
+	}
+	err = c.update(ctx, func(l *spec.State) error {
+		lv := l.Volume(id)
+		if lv == nil || lv.State == spec.Absent {
+			return status.Errorf(codes.NotFound, "volume %q does not exist", id)
+		}
+		if slices.Contains(lv.Attachments, nodeID) {
+			return errUnchanged
+		}
+		lv.Attachments = append(lv.Attachments, nodeID)
+		return nil
+	})
+	if err != nil {
+		return nil, statusOf("recording the attachment", err)
+	}
+	return &csi.ControllerPublishVolumeResponse{}, nil
+}
+
+func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	id, nodeID := req.GetVolumeId(), req.GetNodeId()
+	if id == "" {
+		return nil, invalid("volume id is required")
+	}
+	if !validVolumeID(id) {
+		return &csi.ControllerUnpublishVolumeResponse{}, nil
+	}
+	unlock, err := c.locks.lock(ctx, id)
+	if err != nil {
+		return nil, statusOf("waiting for the volume lock", err)
+	}
+	defer unlock()
+	err = c.update(ctx, func(l *spec.State) error {
+		lv := l.Volume(id)
+		if lv == nil {
+			return errUnchanged // gone already: nothing is attached
+		}
+		kept := slices.DeleteFunc(slices.Clone(lv.Attachments), func(a string) bool { return nodeID == "" || a == nodeID })
+		if len(kept) == len(lv.Attachments) {
+			return errUnchanged
+		}
+		lv.Attachments = kept
+		return nil
+	})
+	if err != nil {
+		return nil, statusOf("removing the attachment", err)
+	}
+	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume id is required")
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, invalid("volume capabilities are required")
+	}
+	if _, _, err := c.lookup(req.GetVolumeId()); err != nil {
+		return nil, err
+	}
+	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	if _, err := ParseParams(req.GetParameters()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+	}}, nil
+}
+
+// csiVolume describes a volume of st for ListVolumes and ControllerGetVolume.
+func csiVolume(st *spec.State, v *spec.Volume) (*csi.Volume, []string) {
+	return &csi.Volume{VolumeId: v.Name, CapacityBytes: v.Size.Bytes, VolumeContext: volumeContext(st, v)},
+		slices.Clone(v.Attachments)
+}
+
+func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	if req.GetMaxEntries() < 0 {
+		return nil, invalid("max_entries must not be negative")
+	}
+	st, err := c.desired()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, v := range st.Volumes {
+		if v.State != spec.Absent {
+			names = append(names, v.Name)
+		}
+	}
+	slices.Sort(names)
+	sel, next, err := page(names, req.GetStartingToken(), int(req.GetMaxEntries()))
+	if err != nil {
+		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this driver issued", req.GetStartingToken())
+	}
+	resp := &csi.ListVolumesResponse{NextToken: next}
+	for _, n := range sel {
+		vol, nodes := csiVolume(st, st.Volume(n))
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: vol, Status: &csi.ListVolumesResponse_VolumeStatus{
+			PublishedNodeIds: nodes}})
+	}
+	return resp, nil
+}
+
+func (c *controller) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume id is required")
+	}
+	st, v, err := c.lookup(req.GetVolumeId())
+	if err != nil {
+		return nil, err
+	}
+	vol, nodes := csiVolume(st, v)
+	return &csi.ControllerGetVolumeResponse{Volume: vol, Status: &csi.ControllerGetVolumeResponse_VolumeStatus{
+		PublishedNodeIds: nodes}}, nil
+}
+
+func (c *controller) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	if caps := req.GetVolumeCapabilities(); len(caps) > 0 {
+		if err := checkCapabilities(caps); err != nil {
+			return &csi.GetCapacityResponse{}, nil // nothing fits an unsupported capability
+		}
+	}
+	pc, err := c.cfg.Pool.Capacity(ctx)
+	if err != nil {
+		return nil, statusOf("reading the RDS pool", err)
+	}
+	free := pc.Free / spec.SizeAlign * spec.SizeAlign // what a volume can actually get
+	return &csi.GetCapacityResponse{AvailableCapacity: free}, nil
+}
+
+func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, invalid("volume id is required")
+	}
+	if req.GetCapacityRange() == nil {
+		return nil, invalid("capacity range is required")
+	}
+	want, err := sizeFor(req.GetCapacityRange(), 0)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := c.locks.lock(ctx, id)
+	if err != nil {
+		return nil, statusOf("waiting for the volume lock", err)
+	}
+	defer unlock()
+	_, v, err := c.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.owned(v) {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is declared in %s; grow it there", id, v.Source)
+	}
+	nodeExpansion := req.GetVolumeCapability().GetBlock() == nil
+	old := v.Size.Bytes
+	if want <= old {
+		// Never shrink; an equal or smaller request is already satisfied.
+		return &csi.ControllerExpandVolumeResponse{CapacityBytes: old, NodeExpansionRequired: nodeExpansion}, nil
+	}
+	setSize := func(size int64) func(*spec.State) error {
+		return func(l *spec.State) error {
+			lv := l.Volume(id)
+			if lv == nil || lv.State == spec.Absent {
+				return status.Errorf(codes.NotFound, "volume %q does not exist", id)
+			}
+			lv.Size.Bytes = size
+			return nil
+		}
+	}
+	if err := c.update(ctx, setSize(want)); err != nil {
+		return nil, statusOf("recording the new size", err)
+	}
+	if err := c.reconcile(ctx, id); err != nil {
+		s := statusOf("growing the volume on the RDS", err)
+		if status.Code(s) == codes.ResourceExhausted {
+			if rerr := c.update(ctx, setSize(old)); rerr != nil {
+				c.log.WarnContext(ctx, "could not restore the size after a failed grow", "volume", id, "error", rerr)
+			}
+		}
+		return nil, s
+	}
+	return &csi.ControllerExpandVolumeResponse{CapacityBytes: want, NodeExpansionRequired: nodeExpansion}, nil
+}

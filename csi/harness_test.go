@@ -1,0 +1,327 @@
+package csi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rds-reconcile/rds-reconcile/fabric"
+	fabsim "github.com/rds-reconcile/rds-reconcile/fabric/sim"
+	"github.com/rds-reconcile/rds-reconcile/rds"
+	rdssim "github.com/rds-reconcile/rds-reconcile/rds/sim"
+	"github.com/rds-reconcile/rds-reconcile/spec"
+)
+
+// rdsReconciler is a minimal RDS-side reconciler for the tests, until the
+// reconcile package is wired in: create, grow or delete the scoped volumes
+// through the real SSH client against the RouterOS simulator.
+type rdsReconciler struct{ c rds.Client }
+
+func (r rdsReconciler) Reconcile(ctx context.Context, st *spec.State, scope Scope) error {
+	for _, name := range scope.Volumes {
+		v := st.Volume(name)
+		if v == nil {
+			continue
+		}
+		d, err := r.c.Get(ctx, name)
+		if err != nil && !errors.Is(err, rds.ErrNotFound) {
+			return err
+		}
+		switch {
+		case v.State == spec.Absent && d != nil:
+			if err := r.c.Delete(ctx, name, st.FilePath(name)); err != nil {
+				return err
+			}
+		case v.State == spec.Absent:
+		case d == nil:
+			if err := r.c.Create(ctx, rds.CreateRequest{Slot: name, FilePath: st.FilePath(name), Size: v.Size.Bytes,
+				Port: st.Target.NVMePort, NQN: st.NQN(name)}); err != nil {
+				return err
+			}
+		case d.Size < v.Size.Bytes:
+			if err := r.c.Grow(ctx, name, v.Size.Bytes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hostReconciler is a minimal host-side reconciler for the tests: connect
+// the declared volumes attached to host, disconnect managed controllers
+// nothing declares when asked to clean orphans.
+type hostReconciler struct {
+	h    fabric.Host
+	host string
+}
+
+func (r hostReconciler) Reconcile(ctx context.Context, st *spec.State, scope Scope) error {
+	inScope := func(name string) bool { return len(scope.Volumes) == 0 || slices.Contains(scope.Volumes, name) }
+	hostNQN, err := r.h.HostNQN(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for i := range st.Volumes {
+		v := &st.Volumes[i]
+		if v.State != spec.Present || !slices.Contains(v.Attachments, r.host) || !inScope(v.Name) {
+			continue
+		}
+		want[st.NQN(v.Name)] = true
+		t := st.TimeoutsFor(v)
+		if _, err := r.h.Connect(ctx, fabric.ConnectRequest{NQN: st.NQN(v.Name), Address: st.Target.Address,
+			Port: st.Target.NVMePort, HostNQN: hostNQN, DeviceWait: time.Second,
+			Timeouts: fabric.Timeouts{CtrlLossTmo: t.CtrlLossTmo, ReconnectDelay: t.ReconnectDelay, KeepAliveTmo: t.KeepAliveTmo}}); err != nil {
+			return err
+		}
+	}
+	if !scope.Orphans {
+		return nil
+	}
+	ctrls, err := r.h.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range ctrls {
+		name, managed := strings.CutPrefix(c.SubsysNQN, st.Target.NQNPrefix)
+		if !managed || want[c.SubsysNQN] || !inScope(name) {
+			continue
+		}
+		if v := st.Volume(name); v != nil && slices.Contains(v.Attachments, r.host) && v.State == spec.Present {
+			continue
+		}
+		if err := r.h.Disconnect(ctx, c.Name, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopDevices stands in for the kernel's /dev/nvmeXnY: one sparse file per
+// volume behind a loop device, grown (and the loop device told) when the
+// simulated namespace grows. Only the tests map devices; the driver's
+// production path formats and mounts whatever device it is given.
+type loopDevices struct {
+	dir string
+	mu  sync.Mutex
+	dev map[string]string // volume -> /dev/loopN
+}
+
+func (l *loopDevices) resolve(ctx context.Context, volume string, ns fabric.Namespace) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	file := filepath.Join(l.dir, volume+".img")
+	fi, err := os.Stat(file)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			return "", err
+		}
+		if err := os.Truncate(file, ns.Size); err != nil {
+			return "", err
+		}
+	case err != nil:
+		return "", err
+	case fi.Size() < ns.Size:
+		if err := os.Truncate(file, ns.Size); err != nil {
+			return "", err
+		}
+		if dev := l.dev[volume]; dev != "" {
+			if out, err := exec.CommandContext(ctx, "losetup", "-c", dev).CombinedOutput(); err != nil {
+				return "", fmt.Errorf("losetup -c %s: %w: %s", dev, err, out)
+			}
+		}
+	}
+	if dev := l.dev[volume]; dev != "" {
+		return dev, nil
+	}
+	out, err := exec.CommandContext(ctx, "losetup", "-f", "--show", file).Output()
+	if err != nil {
+		return "", fmt.Errorf("losetup %s: %w%s", file, err, stderrOf(err))
+	}
+	dev := strings.TrimSpace(string(out))
+	if l.dev == nil {
+		l.dev = map[string]string{}
+	}
+	l.dev[volume] = dev
+	return dev, nil
+}
+
+func (l *loopDevices) detachAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, dev := range l.dev {
+		_ = exec.Command("losetup", "-d", dev).Run()
+	}
+}
+
+// env is one driver wired to the RouterOS simulator and a simulated host.
+type env struct {
+	dir      string
+	base     string // base state file
+	stateDir string
+	nodeID   string
+	client   *rds.SSHClient
+	host     *fabsim.Host
+	loops    *loopDevices
+	mounter  Mounter
+}
+
+const testNQNPrefix = "nqn.2000-02.com.mikrotik:"
+
+// newEnv starts a RouterOS simulator with a pool of poolSize bytes and
+// writes a base state naming it.
+func newEnv(t *testing.T, poolSize int64) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	srv, err := rdssim.New(rdssim.Options{Backend: rdssim.NewMemoryBackend(poolSize), JSON: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	key := filepath.Join(dir, "id_ed25519")
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(key, srv.ClientKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kh, []byte(srv.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "base.yaml")
+	if err := os.WriteFile(base, []byte(fmt.Sprintf(`apiVersion: rds-reconcile/v1
+kind: State
+target:
+  address: 127.0.0.1
+  nvmePort: 4420
+  basePath: storage-pool/volumes
+  ssh:
+    address: %s
+    user: admin
+    privateKeyFile: id_ed25519
+    knownHostsFile: known_hosts
+defaults:
+  retry: {attempts: 2, initialDelay: 10ms, maxDelay: 50ms}
+volumes:
+  - name: git-owned
+    size: 16Mi
+`, srv.Addr())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client, err := rds.New(rds.Config{Address: srv.Addr(), User: "admin", PrivateKey: srv.ClientKeyPEM(),
+		KnownHostsFile: kh, BasePath: "storage-pool/volumes", KeepAlive: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	e := &env{dir: dir, base: base, stateDir: filepath.Join(dir, "state"), nodeID: "node-1", client: client,
+		loops: &loopDevices{dir: filepath.Join(dir, "loops")}, mounter: LinuxMounter{}}
+	for _, d := range []string{e.stateDir, e.loops.dir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(e.loops.detachAll)
+	e.host, err = fabsim.Open(filepath.Join(dir, "fabric"), fabsim.Options{
+		ManagedPrefixes: []string{testNQNPrefix},
+		SizeOf: func(nqn string) int64 {
+			d, err := client.Get(context.Background(), strings.TrimPrefix(nqn, testNQNPrefix))
+			if err != nil || d == nil {
+				return 0
+			}
+			return d.Size
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) controllerConfig() *ControllerConfig {
+	return &ControllerConfig{
+		BaseFiles:  []string{e.base},
+		Layer:      spec.OpenStore(filepath.Join(e.stateDir, "csi-volumes.yaml")),
+		Reconciler: rdsReconciler{c: e.client},
+		Pool:       e.client,
+	}
+}
+
+func (e *env) nodeConfig() *NodeConfig {
+	return &NodeConfig{
+		Layer:         spec.OpenStore(filepath.Join(e.stateDir, "node-"+e.nodeID+".yaml")),
+		Host:          e.host,
+		Reconciler:    hostReconciler{h: e.host, host: e.nodeID},
+		Mounter:       e.mounter,
+		ResolveDevice: e.loops.resolve,
+	}
+}
+
+// serve starts a driver in mode on a unix socket and returns its address and
+// a client connection.
+func (e *env) serve(t *testing.T, mode Mode) (string, *grpc.ClientConn, *Driver) {
+	t.Helper()
+	opts := Options{Mode: mode, NodeID: e.nodeID, Version: "test"}
+	if mode != ModeNode {
+		opts.Controller = e.controllerConfig()
+	}
+	if mode != ModeController {
+		opts.Node = e.nodeConfig()
+	}
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	sock := filepath.Join(e.dir, fmt.Sprintf("csi-%d.sock", time.Now().UnixNano()))
+	lis, err := Listen("unix://" + sock)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return "unix://" + sock, conn, d
+}
+
+func mountCap() *csi.VolumeCapability {
+	return &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}
+}
+
+// listenerAddr keeps net imported for the helpers above on every platform.
+var _ net.Listener
