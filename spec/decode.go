@@ -16,8 +16,10 @@ import (
 // Limits that keep hostile input (alias bombs, deep nesting) cheap. A real
 // state file has a few thousand nodes at most.
 const (
-	maxNodes = 200_000
-	maxDepth = 64
+	maxNodes      = 200_000
+	maxAliasNodes = 10_000 // nodes reached through aliases: expansion is where bombs hide
+	maxDepth      = 64
+	maxErrors     = 200 // per file; beyond this the first ones need fixing anyway
 )
 
 // pos is a 1-based line and column in a YAML file.
@@ -31,15 +33,23 @@ type decoder struct {
 	errs   Errors
 	vals   map[string]pos // field path -> position of its value
 	keys   map[string]pos // field path -> position of its key
-	budget int
+	budget int            // nodes left to decode; <= 0 stops decoding
+	// aliasBudget is the nodes left to decode through aliases.
+	aliasBudget int
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, vals: map[string]pos{}, keys: map[string]pos{}, budget: maxNodes}
+	return &decoder{file: file, vals: map[string]pos{}, keys: map[string]pos{}, budget: maxNodes, aliasBudget: maxAliasNodes}
 }
 
 func (d *decoder) errAt(p pos, path, format string, args ...any) {
-	d.errs = append(d.errs, Error{File: d.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+	switch {
+	case len(d.errs) < maxErrors:
+		d.errs = append(d.errs, Error{File: d.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+	case len(d.errs) == maxErrors:
+		d.errs = append(d.errs, Error{File: d.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf("more than %d problems; stopping here, fix the ones above first", maxErrors)})
+		d.budget = 0 // nothing more is read, so the caller treats the file as broken
+	}
 }
 
 func nodePos(n *yaml.Node) pos { return pos{n.Line, n.Column} }
@@ -119,6 +129,15 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 // decode fills v from n. It never stops at the first problem: every error is
 // recorded and decoding goes on with the next field.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) {
+	d.decodeNode(n, v, path, depth, false)
+}
+
+// decodeNode is decode; viaAlias says n was reached through an alias, which
+// draws on the smaller alias budget.
+func (d *decoder) decodeNode(n *yaml.Node, v reflect.Value, path string, depth int, viaAlias bool) {
+	if d.budget <= 0 {
+		return
+	}
 	if depth > maxDepth {
 		d.errAt(nodePos(n), path, "nested too deeply")
 		return
@@ -129,6 +148,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 			return
 		}
 		n = n.Alias
+		viaAlias = true
 		depth++
 		if depth > maxDepth {
 			d.errAt(nodePos(n), path, "aliases nested too deeply")
@@ -136,10 +156,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		}
 	}
 	d.budget--
-	if d.budget == 0 {
-		d.errAt(nodePos(n), path, "the document expands to more than %d nodes (alias bomb?)", maxNodes)
+	if viaAlias {
+		d.aliasBudget--
 	}
-	if d.budget <= 0 {
+	if d.budget <= 0 || d.aliasBudget <= 0 {
+		d.errAt(nodePos(n), path, "the document expands to more than %d nodes, or %d through aliases; write it out or split it", maxNodes, maxAliasNodes)
+		d.budget = 0
 		return
 	}
 	d.vals[path] = nodePos(n)
@@ -155,12 +177,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 	switch v.Kind() {
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
-		d.decode(n, elem.Elem(), path, depth+1)
+		d.budget++ // the same node again, not a new one
+		if viaAlias {
+			d.aliasBudget++
+		}
+		d.decodeNode(n, elem.Elem(), path, depth+1, viaAlias)
 		v.Set(elem)
 	case reflect.Struct:
-		d.decodeStruct(n, v, path, depth)
+		d.decodeStruct(n, v, path, depth, viaAlias)
 	case reflect.Map:
-		d.decodeMap(n, v, path, depth)
+		d.decodeMap(n, v, path, depth, viaAlias)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errAt(nodePos(n), path, "expected a list, got %s", describe(n))
@@ -168,7 +194,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1)
+			d.decodeNode(c, s.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1, viaAlias)
 		}
 		v.Set(s)
 	case reflect.String:
@@ -255,7 +281,7 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth int) {
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth int, viaAlias bool) {
 	if n.Kind != yaml.MappingNode {
 		d.errAt(nodePos(n), path, "expected a mapping, got %s", describe(n))
 		return
@@ -292,11 +318,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth
 			continue
 		}
 		d.keys[fp] = nodePos(k)
-		d.decode(val, v.Field(idx), fp, depth+1)
+		d.decodeNode(val, v.Field(idx), fp, depth+1, viaAlias)
 	}
 }
 
-func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string, depth int) {
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string, depth int, viaAlias bool) {
 	if n.Kind != yaml.MappingNode {
 		d.errAt(nodePos(n), path, "expected a mapping, got %s", describe(n))
 		return
@@ -319,7 +345,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string, depth in
 		seen[k.Value] = k.Line
 		d.keys[fp] = nodePos(k)
 		elem := reflect.New(v.Type().Elem()).Elem()
-		d.decode(val, elem, fp, depth+1)
+		d.decodeNode(val, elem, fp, depth+1, viaAlias)
 		v.SetMapIndex(reflect.ValueOf(k.Value), elem)
 	}
 }

@@ -62,6 +62,21 @@ func Load(files ...string) (*State, error) {
 	return finish(st, append(errs, more...), files[0])
 }
 
+// underFailed reports whether path or one of its ancestors failed to decode
+// in file.
+func underFailed(failed map[[2]string]bool, file, path string) bool {
+	for {
+		if failed[[2]string{file, path}] {
+			return true
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			return false
+		}
+		path = path[:i]
+	}
+}
+
 // finish returns the state or the sorted errors; a nil state with no error
 // would be a bug here, so it becomes an error rather than a nil dereference
 // in the caller.
@@ -71,6 +86,11 @@ func finish(st *State, errs Errors, file string) (*State, error) {
 	}
 	if len(errs) > 0 {
 		es := errs.sort()
+		if len(es) > maxErrors+1 { // +1: the decoder's own "stopping here" line
+			last := es[maxErrors-1]
+			es = append(es[:maxErrors], Error{File: last.File, Line: last.Line, Col: last.Col,
+				Msg: fmt.Sprintf("%d more problems not shown; fix the ones above first", len(errs)-maxErrors)})
+		}
 		return nil, &es
 	}
 	return st, nil
@@ -360,7 +380,7 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 		}
 	}
 	for _, e := range validateState(st, m, complete) {
-		if !failed[[2]string{e.File, e.Path}] {
+		if !underFailed(failed, e.File, e.Path) {
 			errs = append(errs, e)
 		}
 	}

@@ -12,8 +12,7 @@ func newSchemaCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "schema",
 		Short: "Print the JSON Schema of the desired-state format",
-		Long: `Print the JSON Schema (draft 2020-12) of the desired-state format, for
-editors. Save it and point yaml-language-server at it from a state file:
+		Long: `Print the JSON Schema (draft-07) of the desired-state format, for editors. Save it and point yaml-language-server at it from a state file:
 
   rds-reconcile schema > rds-reconcile.schema.json
   # first line of state.yaml:
