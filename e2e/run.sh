@@ -118,8 +118,8 @@ module_order() {
 build_binaries() {
   mkdir -p "$WORK/bin"
   log "building rds-reconcile and e2etool (CGO_ENABLED=0)"
-  (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$WORK/bin/rds-reconcile" ./cmd/rds-reconcile)
-  (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$WORK/bin/e2etool" ./e2e/tools/e2etool)
+  (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/rds-reconcile" ./cmd/rds-reconcile)
+  (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/e2etool" ./e2e/tools/e2etool)
 }
 
 copy_with_libs() { # copy_with_libs ROOT BINARY...: the binaries and every library ldd lists

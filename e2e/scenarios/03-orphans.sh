@@ -12,7 +12,7 @@ rr_rc 0 apply --auto-approve -f /tmp/state.yaml
 
 step "targets the state does not know, exported by hand on port 4421"
 ORPHAN=${NQNP}e2e-orphan
-MOUNTED=${NQNP}e2e-orphan-mounted
+MOUNTED=${NQNP}e2e-orphan-busy
 FOREIGN=nqn.2000-02.com.example:foreign
 mkdir -p /tmp/data
 i=0
@@ -33,9 +33,10 @@ show_nvme
 
 step "plan: the mounted orphan is blocked (exit 3), the other is disconnected"
 rr_rc 3 plan --detailed-exitcode -f /tmp/state.yaml
-grep -q "e2e-orphan-mounted" /tmp/rr.out || fail "plan does not name the mounted orphan"
-grep -i "e2e-orphan-mounted" /tmp/rr.out | grep -qi "block\|mount" || fail "plan does not say why the mounted orphan is kept"
-grep -q "${ORPHAN}\$\|${ORPHAN}[^-]" /tmp/rr.out || fail "plan does not name the orphan to disconnect"
+# Marks (docs/format.md): x disconnect, ! blocked by a safety rule.
+grep -E '^ *! .*e2e-orphan-busy' /tmp/rr.out || fail "plan does not show the mounted orphan as blocked (!)"
+grep -q 'mounted on /mnt/orphan' /tmp/rr.out || fail "plan does not say the orphan is mounted on /mnt/orphan"
+grep -E "^ *x .*orphan.*e2e-orphan\)" /tmp/rr.out || fail "plan does not disconnect (x) the orphan"
 grep -q "com.example:foreign" /tmp/rr.out && fail "plan names the controller outside the managed prefix"
 
 step "apply"

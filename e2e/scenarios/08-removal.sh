@@ -45,19 +45,20 @@ log "\$ rds-reconcile --host vm plan --detailed-exitcode -f /tmp/state.yaml"
 rr plan --detailed-exitcode -f /tmp/state.yaml >/tmp/rr.out 2>&1
 rc=$?
 cat /tmp/rr.out
-[ "$rc" = 3 ] || [ "$rc" = 1 ] || fail "plan for a protected absent volume: exit $rc, want 3 (blocked) or 1 (refused)"
-grep -i "e2e-keep" /tmp/rr.out | grep -qi 'protect' || grep -qi 'protect' /tmp/rr.out || fail "plan does not say the volume is protected"
+[ "$rc" = 3 ] || fail "plan for a protected absent volume: exit $rc, want 3 (blocked)"
+grep -E '^ *! .*e2e-keep' /tmp/rr.out || fail "plan does not show the delete of e2e-keep as blocked (!)"
+grep -q 'rule protect' /tmp/rr.out || fail "plan does not name the protect rule"
 rr apply --auto-approve -f /tmp/state.yaml >/tmp/rr.out 2>&1
 cat /tmp/rr.out
 [ -n "$(backing_file e2e-keep)" ] || fail "protected e2e-keep.img deleted"
 exported "${NQNP}e2e-keep" || fail "protected e2e-keep no longer exported"
 
-step "pruning does not delete a protected volume either"
+step "an empty state never prunes, even with --prune"
 make_state /tmp/state.yaml <<'EOT'
 volumes: []
 EOT
-rr plan --prune -f /tmp/state.yaml >/tmp/rr.out 2>&1
-cat /tmp/rr.out
+log "\$ rds-reconcile --host vm apply --auto-approve --prune -f /tmp/state.yaml"
 rr apply --auto-approve --prune -f /tmp/state.yaml >/tmp/rr.out 2>&1
 cat /tmp/rr.out
-[ -n "$(backing_file e2e-keep)" ] || fail "protected e2e-keep.img deleted by --prune"
+[ -n "$(backing_file e2e-keep)" ] || fail "e2e-keep.img deleted by --prune of an empty state"
+exported "${NQNP}e2e-keep" || fail "e2e-keep no longer exported after --prune of an empty state"
