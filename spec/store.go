@@ -151,7 +151,6 @@ func marshalLayer(s *State) ([]byte, error) {
 	out.Volumes = slices.Clone(s.Volumes)
 	slices.SortStableFunc(out.Volumes, func(a, b Volume) int { return strings.Compare(a.Name, b.Name) })
 	var buf bytes.Buffer
-	buf.WriteString("# Written by rds-reconcile; edits made while it runs may be overwritten.\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&out); err != nil {
