@@ -336,8 +336,8 @@ func (it *item) add(line string) {
 		// A field name cut at the console width.
 	case startsWithKey(frag):
 		sep = " "
-	case groupedTail.MatchString(prev) && threeDigits.MatchString(frag),
-		plainTail.MatchString(prev) && groupedHead.MatchString(frag):
+	case groupedTail.MatchString(tail(prev)) && threeDigits.MatchString(frag),
+		plainTail.MatchString(tail(prev)) && groupedHead.MatchString(frag):
 		// "size=53 687" + "091 200": a number wrapped at a separator.
 		// ("port=4" + "420" is a number cut mid-digits.)
 		sep = " "
@@ -355,6 +355,16 @@ func (it *item) add(line string) {
 	it.lastLine = line
 }
 
+// tail is the end of an item's text, long enough for any number with
+// thousand separators; matching only it keeps parsing linear.
+func tail(s string) string {
+	const n = 48
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
 // lineFull reports whether the last line reached the console width, i.e. the
 // break that follows it may be a hard cut rather than a wrap between fields.
 func (it *item) lineFull() bool {
@@ -365,6 +375,15 @@ func (it *item) lineFull() bool {
 // space-separated word has no '=' and is not a number group or a value
 // continuation.
 func endsInsideKey(s string) bool {
+	// Field names are short: look at the end only, which keeps parsing
+	// linear in the item length.
+	const maxKey = 64
+	if len(s) > maxKey {
+		s = s[len(s)-maxKey:]
+		if strings.IndexByte(s, ' ') < 0 {
+			return false
+		}
+	}
 	i := strings.LastIndexByte(s, ' ')
 	last := s[i+1:]
 	if last == "" || strings.Contains(last, "=") {

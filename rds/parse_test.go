@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the parsers' current output")
@@ -314,5 +315,28 @@ func TestSplitSections(t *testing.T) {
 	}
 	if _, err := splitSections("syntax error (line 1 column 5)\n"); !errors.Is(err, ErrRejected) {
 		t.Errorf("refused script: err = %v, want ErrRejected", err)
+	}
+}
+
+// TestParseDetailLinear guards against quadratic parsing: one item of
+// 20,000 full-width lines (a hostile or runaway answer) must parse fast.
+func TestParseDetailLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(" 0   a=\"")
+	for range 20000 {
+		b.WriteString("\n     " + strings.Repeat("x", 35))
+	}
+	b.WriteString("\n     \"\n     b=" + strings.Repeat("1", 33))
+	for range 20000 {
+		b.WriteString("\n     " + strings.Repeat("2", 35))
+	}
+	b.WriteString("\n")
+	start := time.Now()
+	items, err := ParseDetail(b.String())
+	if err != nil || len(items) != 1 || len(items[0]["a"]) != 20000*35 || len(items[0]["b"]) != 20000*35+33 {
+		t.Fatalf("items %d, err %v", len(items), err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("parsing 1.4 MB took %v", took)
 	}
 }

@@ -1,0 +1,103 @@
+package rds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func TestIsRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"eof", io.EOF, true},
+		{"unexpected eof", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{"reset", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
+		{"refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{"timeout", os.ErrDeadlineExceeded, true},
+		{"deadline", context.DeadlineExceeded, true},
+		{"canceled", context.Canceled, false},
+		{"session refused", &ssh.OpenChannelError{Reason: ssh.ResourceShortage, Message: "too many sessions"}, true},
+		{"exit missing", &ssh.ExitMissingError{}, true},
+		{"busy", ErrBusy, true},
+		{"connection", ErrConnection, true},
+		{"no space", ErrNoSpace, false},
+		{"invalid", ErrInvalid, false},
+		{"not found", ErrNotFound, false},
+		{"host key", ErrHostKey, false},
+		{"auth", ErrAuth, false},
+		{"unknown", errors.New("something"), false},
+		{"typed retryable", &Error{Op: "x", Retryable: true, Err: errors.New("y")}, true},
+		{"typed terminal over eof", &Error{Op: "x", Retryable: false, Err: io.EOF}, false},
+		{"wrapped typed", fmt.Errorf("apply: %w", &Error{Op: "x", Retryable: true, Err: ErrBusy}), true},
+	} {
+		if got := IsRetryable(tc.err); got != tc.want {
+			t.Errorf("%s: IsRetryable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	e := outputError("create", "pvc-a", `/disk add slot="pvc-a"`, "failure: not enough space\n")
+	want := `rds create pvc-a: not enough space on the RDS: RouterOS said "failure: not enough space" (command: /disk add slot="pvc-a")`
+	if e.Error() != want {
+		t.Errorf("got  %s\nwant %s", e.Error(), want)
+	}
+	long := outputError("x", "", "", strings.Repeat("a", 2000))
+	if len(long.Output) > 520 {
+		t.Errorf("output not capped: %d bytes", len(long.Output))
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	good := Config{Address: "127.0.0.1:22", User: "admin", Password: "pw", InsecureIgnoreHostKey: true, BasePath: "storage-pool/volumes", SlotPrefix: "pvc-"}
+	c, err := New(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.User != "admin"+DefaultLoginOptions || c.cfg.MaxSessions != 4 || c.cfg.BasePath != "storage-pool/volumes" {
+		t.Errorf("defaults: %+v", c.cfg)
+	}
+	explicit := good
+	explicit.User = "admin+ct80w"
+	if c, _ := New(explicit); c.cfg.User != "admin+ct80w" {
+		t.Errorf("login options overridden: %q", c.cfg.User)
+	}
+	for name, mut := range map[string]func(*Config){
+		"no address":     func(c *Config) { c.Address = "" },
+		"no user":        func(c *Config) { c.User = "" },
+		"no auth":        func(c *Config) { c.Password = "" },
+		"no host policy": func(c *Config) { c.InsecureIgnoreHostKey = false },
+		"missing known_hosts": func(c *Config) {
+			c.InsecureIgnoreHostKey = false
+			c.KnownHostsFile = "/nonexistent/known_hosts"
+		},
+		"bad prefix":    func(c *Config) { c.SlotPrefix = `p"` },
+		"upper prefix":  func(c *Config) { c.SlotPrefix = "PVC-" },
+		"no base":       func(c *Config) { c.BasePath = "/" },
+		"dotdot base":   func(c *Config) { c.BasePath = "storage-pool/../etc" },
+		"quote in base": func(c *Config) { c.BasePath = `storage-pool/"x` },
+		"garbage key":   func(c *Config) { c.PrivateKey = []byte("not a key") },
+		"space in base": func(c *Config) { c.BasePath = "storage pool" },
+		"double slash":  func(c *Config) { c.BasePath = "storage-pool//v" },
+	} {
+		cfg := good
+		mut(&cfg)
+		if _, err := New(cfg); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		} else if strings.Contains(err.Error(), "pw") && name != "no auth" {
+			t.Errorf("%s: password in error %q", name, err)
+		}
+	}
+}
