@@ -213,3 +213,34 @@ func TestNVMetReexportOnStart(t *testing.T) {
 		t.Errorf("not re-exported: %v", err)
 	}
 }
+
+// TestNQNInUse: an exported NQN is taken until its disk stops exporting it,
+// changes it, or goes away.
+func TestNQNInUse(t *testing.T) {
+	s := newTestServer(t, Options{})
+	add := func(slot string) string {
+		return s.Exec(`/disk add type=file file-path=storage-pool/` + slot + `.img file-size=1M slot=` + slot +
+			` nvme-tcp-export=yes nvme-tcp-server-nqn=nqn.x:shared`)
+	}
+	const taken = "failure: nvme-tcp-server-nqn already used\n"
+	if out := add("a"); out != "" {
+		t.Fatal(out)
+	}
+	if out := add("b"); out != taken {
+		t.Fatalf("second exporter: %q", out)
+	}
+	mustExec(t, s, `/disk set a nvme-tcp-server-nqn=nqn.x:other`)
+	if out := add("b"); out != "" {
+		t.Fatalf("after a moved away: %q", out)
+	}
+	if out := s.Exec(`/disk set a nvme-tcp-server-nqn=nqn.x:shared`); out != taken {
+		t.Fatalf("a back onto b's NQN: %q", out)
+	}
+	mustExec(t, s, `/disk set a nvme-tcp-server-nqn=nqn.x:other`) // unchanged: no conflict with itself
+	mustExec(t, s, `/disk remove b`)
+	mustExec(t, s, `/disk set a nvme-tcp-server-nqn=nqn.x:shared`)
+	mustExec(t, s, `/disk set a nvme-tcp-export=no`)
+	if out := add("c"); out != "" {
+		t.Fatalf("after a stopped exporting: %q", out)
+	}
+}

@@ -606,12 +606,11 @@ func (in *interp) backendErr(op string, err error) error {
 }
 
 func (in *interp) nqnTaken(nqn string, self *diskRec) bool {
-	for _, d := range in.s.st.Disks {
-		if d != self && d.Export && d.nqn() == nqn {
-			return true
-		}
+	n := in.s.st.nqns[nqn]
+	if self.Export && self.nqn() == nqn && in.s.st.bySlot[self.Slot] == self {
+		n-- // self is already counted
 	}
-	return false
+	return n > 0
 }
 
 // diskAdd adds a disk and returns its id (what `:put [/disk add ...]` prints).
@@ -693,6 +692,7 @@ func (in *interp) diskAdd(c *command) (int, error) {
 	st.Disks = append(st.Disks, d)
 	st.bySlot[d.Slot] = d
 	st.byPath[d.FilePath] = d
+	st.track(d, 1)
 	in.dirty = true
 	return d.ID, nil
 }
@@ -760,8 +760,10 @@ func (in *interp) diskSet(c *command) error {
 			}
 		}
 		delete(st.bySlot, d.Slot)
+		st.track(d, -1)
 		*d = nd
 		st.bySlot[d.Slot] = d
+		st.track(d, 1)
 		in.dirty = true
 	}
 	return nil
@@ -796,6 +798,7 @@ func (in *interp) diskRemove(c *command) error {
 		}
 		delete(st.bySlot, d.Slot)
 		delete(st.byPath, d.FilePath)
+		st.track(d, -1)
 		in.dirty = true
 	}
 	return nil

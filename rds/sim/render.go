@@ -254,6 +254,7 @@ func renderDetail(b *strings.Builder, header string, items []item, maxIndex, wid
 		}
 		wrap(b, "", "", [][]string{parts}, width)
 	}
+	b.Grow(len(items) * 800) // a disk prints about 700 bytes
 	nw, fw := widths(items, maxIndex)
 	for _, it := range items {
 		prefix := rowPrefix(it.index, nw, fw, it.flags)

@@ -51,6 +51,15 @@ type state struct {
 	byPath map[string]*diskRec
 	byName map[string]*fileRec
 	used   int64
+	// nqns counts disks with nvme-tcp-export=yes per NQN.
+	nqns map[string]int
+}
+
+// track counts d's NQN in or out (delta +1 or -1) when d is exported.
+func (st *state) track(d *diskRec, delta int) {
+	if d.Export {
+		st.nqns[d.nqn()] += delta
+	}
 }
 
 // poolID is the storage pool's own /disk id; other ids start after it.
@@ -66,10 +75,12 @@ func (st *state) index() {
 	st.bySlot = make(map[string]*diskRec, len(st.Disks))
 	st.byPath = make(map[string]*diskRec, len(st.Disks))
 	st.byName = make(map[string]*fileRec, len(st.Files))
+	st.nqns = map[string]int{}
 	st.used = 0
 	for _, d := range st.Disks {
 		st.bySlot[d.Slot] = d
 		st.byPath[d.FilePath] = d
+		st.track(d, 1)
 	}
 	for _, f := range st.Files {
 		st.byName[f.Name] = f
