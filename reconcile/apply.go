@@ -254,7 +254,7 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 						r.log.Warn("action failed", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
 							"attempts", attempts, "err", err)
 					} else {
-						r.log.Info("action done", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
+						r.log.Debug("action done", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
 							"attempts", attempts, "duration", ar.Duration)
 					}
 					report(ar)

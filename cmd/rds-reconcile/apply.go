@@ -1,19 +1,163 @@
 package main
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/rds-reconcile/rds-reconcile/reconcile"
 )
 
-// newApplyCmd is a placeholder until its issue lands.
+type applyFlags struct {
+	files       []string
+	autoApprove bool
+	prune       bool
+	parallelism int
+	stateDir    string
+}
+
 func newApplyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "apply",
-		Short:  "(not yet available)",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("apply: not yet implemented")
+	f := &applyFlags{}
+	cmd := &cobra.Command{
+		Use:   "apply [-f FILE... | PLANFILE]",
+		Short: "Converge the RDS and this host to the desired state",
+		Long: `apply makes the plan (see plan --help), prints it, asks for confirmation and
+then converges: RDS creates and repairs first, then this host's connects and
+updates, then disconnects, and RDS deletes last. Host actions run in parallel
+(--parallelism), RDS actions a few at a time over one SSH connection. Each
+action is retried with exponential backoff and jitter from the state's
+defaults.retry, only for errors that can go away (a dropped connection, a
+busy RouterOS, a refused connect). One failed action skips the later steps of
+its volume but not the other volumes. A line is printed as each action
+finishes, then a summary; the exit status is 1 when anything failed.
+
+On a terminal apply asks "Enter yes"; otherwise pass --auto-approve.
+apply PLANFILE applies a plan saved with plan --out, without asking, after
+checking that neither the live nor the desired state changed since (else it
+refuses: "plan is stale"). Only one apply runs per state at a time: a lock
+file (.rds-reconcile.lock next to the first state file, or in --state-dir)
+names the holder to a second one.`,
+		Example: `  rds-reconcile apply -f state.yaml
+  rds-reconcile apply -f state.yaml --auto-approve --parallelism 8
+  rds-reconcile plan -f state.yaml --out tonight.plan && rds-reconcile apply tonight.plan`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			planFile := ""
+			if len(args) == 1 {
+				planFile = args[0]
+			}
+			return runApply(cmd, g, f, planFile)
 		},
 	}
+	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil,
+		"desired-state YAML file; repeat to layer files (-f base.yaml -f csi-volumes.yaml)")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
+	fl := cmd.Flags()
+	fl.BoolVar(&f.autoApprove, "auto-approve", false, "apply without asking (needed when stdin is not a terminal)")
+	fl.BoolVar(&f.prune, "prune", false, "also delete managed RDS disks that no volume declares (never protected ones, never with an empty state)")
+	fl.IntVar(&f.parallelism, "parallelism", reconcile.DefaultParallelism, "host actions run at once")
+	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder)")
+	return cmd
+}
+
+func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) error {
+	fail := func(err error) error { return &exitError{code: 1, err: err} }
+	if f.parallelism < 1 {
+		return fail(errors.New("--parallelism must be at least 1"))
+	}
+	var saved *reconcile.Plan
+	switch {
+	case planFile != "" && len(f.files) > 0:
+		return fail(errors.New("give either -f FILE... or a saved PLANFILE, not both"))
+	case planFile != "":
+		fh, err := os.Open(planFile)
+		if err != nil {
+			return fail(err)
+		}
+		saved, err = reconcile.ReadPlan(fh)
+		fh.Close()
+		if err != nil {
+			return fail(err)
+		}
+		if len(saved.Files) == 0 {
+			return fail(fmt.Errorf("%s names no state files", planFile))
+		}
+		if cmd.Flags().Changed("host") && g.host != saved.Host {
+			return fail(fmt.Errorf("%s was made for host %q, not %q", planFile, saved.Host, g.host))
+		}
+		g.host = saved.Host
+		f.files = saved.Files
+	case len(f.files) == 0:
+		return fail(errors.New("give the desired state with -f FILE (or a saved PLANFILE)"))
+	}
+	ctx := cmd.Context()
+	st, err := mustLoad(g, f.files)
+	if err != nil {
+		return err
+	}
+	lock, err := reconcile.AcquireLock(reconcile.LockPath(f.stateDir, f.files), "rds-reconcile "+strings.Join(os.Args[1:], " "))
+	if err != nil {
+		return fail(err)
+	}
+	defer lock.Release()
+	w, err := wire(ctx, g, st, f.files)
+	if err != nil {
+		return fail(err)
+	}
+	defer w.close()
+	r := w.reconciler(g, f.parallelism, nil)
+	sc := scopeFor(st, f.prune)
+	if saved != nil {
+		sc = saved.Scope
+	}
+	p, err := r.Plan(ctx, st, sc)
+	if err != nil {
+		return fail(err)
+	}
+	p.Files = absFiles(f.files)
+	if saved != nil && saved.Fingerprint != p.Fingerprint {
+		return fail(fmt.Errorf("%s: %w", planFile, reconcile.ErrStalePlan))
+	}
+	if err := reconcile.RenderText(g.stdout, p); err != nil {
+		return fail(err)
+	}
+	if !p.HasChanges() {
+		fmt.Fprintln(g.stdout, "\nNothing to apply.")
+		return nil
+	}
+	if saved == nil && !f.autoApprove {
+		if !isTerminal(g.stdin) {
+			return fail(errors.New("stdin is not a terminal: pass --auto-approve to apply without confirmation"))
+		}
+		fmt.Fprint(g.stdout, "\nApply these actions? Only 'yes' is accepted.\n  Enter yes: ")
+		line, _ := bufio.NewReader(g.stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return fail(errors.New("apply cancelled"))
+		}
+	}
+	fmt.Fprintln(g.stdout)
+	res, err := r.Apply(ctx, st, p, reconcile.ApplyOptions{Progress: func(ar reconcile.ActionResult) {
+		fmt.Fprintln(g.stdout, reconcile.ResultLine(ar))
+	}})
+	if err != nil {
+		return fail(err)
+	}
+	if err := reconcile.RenderResultSummary(g.stdout, res); err != nil {
+		return fail(err)
+	}
+	if err := res.Err(); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// isTerminal says whether r is a terminal a person can answer on.
+func isTerminal(r any) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

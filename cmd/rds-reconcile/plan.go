@@ -1,19 +1,117 @@
 package main
 
 import (
-	"errors"
+	"bytes"
+	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rds-reconcile/rds-reconcile/reconcile"
 )
 
-// newPlanCmd is a placeholder until its issue lands.
+// Exit codes of plan --detailed-exitcode.
+const (
+	exitNoChanges = 0
+	exitFailed    = 1
+	exitChanges   = 2
+	exitBlocked   = 3
+)
+
+type planFlags struct {
+	files    []string
+	output   string
+	detailed bool
+	out      string
+	prune    bool
+}
+
 func newPlanCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "plan",
-		Short:  "(not yet available)",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("plan: not yet implemented")
-		},
+	f := &planFlags{}
+	cmd := &cobra.Command{
+		Use:   "plan -f FILE [-f FILE...]",
+		Short: "Show what apply would change, without changing anything",
+		Long: `plan reads the desired state, lists the RDS disks (one SSH round trip) and this
+host's NVMe controllers, and prints the actions apply would take, in the order
+it would take them, each with its reason:
+
+  +    create (a disk, or a connection on this host)
+  ~    change in place (fix an export, grow, set timeouts, rescan)
+  -/+  reconnect (a change the kernel cannot make on a live controller)
+  x    disconnect (data kept)
+  -    delete a disk and its file (data destroyed)
+  !    blocked: a safety rule stops the action; the rule is named
+
+Drift (values changed outside rds-reconcile) and notes (orphans reported,
+undeclared disks kept) follow; the last line counts the actions.
+
+With --detailed-exitcode the exit status says what the plan holds:
+0 no changes, 2 changes, 3 changes blocked by a safety rule, 1 error.
+--out saves the plan (JSON) with a fingerprint of the live and desired
+state it saw; apply PLANFILE refuses it once either has changed.`,
+		Example: `  rds-reconcile plan -f state.yaml
+  rds-reconcile plan -f base.yaml -f csi-volumes.yaml --host node-a -o json
+  rds-reconcile plan -f state.yaml --detailed-exitcode --out tonight.plan`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd, g, f) },
 	}
+	addFileFlags(cmd, &f.files)
+	fl := cmd.Flags()
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json (the JSON schema is in docs/reconcile.md)")
+	fl.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 3 when a safety rule blocks one, 1 on error")
+	fl.StringVar(&f.out, "out", "", "save the plan to this file, for apply PLANFILE")
+	fl.BoolVar(&f.prune, "prune", false, "also delete managed RDS disks that no volume declares (never protected ones, never with an empty state)")
+	return cmd
+}
+
+func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
+	if f.output != "text" && f.output != "json" {
+		return &exitError{code: exitFailed, err: fmt.Errorf("-o %q: want text or json", f.output)}
+	}
+	ctx := cmd.Context()
+	st, err := mustLoad(g, f.files)
+	if err != nil {
+		return err
+	}
+	w, err := wire(ctx, g, st, f.files)
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	defer w.close()
+	r := w.reconciler(g, 0, nil)
+	p, err := r.Plan(ctx, st, scopeFor(st, f.prune))
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	p.Files = absFiles(f.files)
+	if f.output == "json" {
+		err = reconcile.RenderJSON(g.stdout, p)
+	} else {
+		err = reconcile.RenderText(g.stdout, p)
+	}
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	if f.out != "" {
+		var b bytes.Buffer
+		if err := reconcile.RenderJSON(&b, p); err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		if err := os.WriteFile(f.out, b.Bytes(), 0o600); err != nil {
+			return &exitError{code: exitFailed, err: fmt.Errorf("--out: %w", err)}
+		}
+		if f.output == "text" {
+			fmt.Fprintf(g.stdout, "\nSaved the plan to %s; apply it with: rds-reconcile apply %s\n", f.out, f.out)
+		}
+	}
+	if !f.detailed {
+		return nil
+	}
+	switch {
+	case p.HasBlocked():
+		return &exitError{code: exitBlocked}
+	case p.HasChanges():
+		return &exitError{code: exitChanges}
+	}
+	return nil
 }

@@ -1,19 +1,63 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rds-reconcile/rds-reconcile/reconcile"
 )
 
-// newStatusCmd is a placeholder until its issue lands.
 func newStatusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "status",
-		Short:  "(not yet available)",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("status: not yet implemented")
+	var files []string
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status -f FILE [-f FILE...]",
+		Short: "Show each volume's health on the RDS and on this host",
+		Long: `status prints one row per declared volume: on the RDS (present, exported,
+size), on this host (controller, kernel state, device, mounted), the number of
+drift items, and a condition with its reason:
+
+  Ready        as declared
+  Progressing  apply has work to do (a create, a connect, a grow...)
+  Degraded     the controller is connecting or resetting: the kernel is
+               reconnecting within ctrl_loss_tmo
+  Blocked      a safety rule stops an action (the rule is named)
+
+Orphan controllers (a managed NQN no volume attached here declares) and the
+drift follow. -o json prints the same as the run loop's /status endpoint.`,
+		Example: `  rds-reconcile status -f state.yaml
+  rds-reconcile status -f state.yaml -o json | jq '.volumes[] | select(.condition != "Ready")'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fail := func(err error) error { return &exitError{code: 1, err: err} }
+			if output != "table" && output != "json" {
+				return fail(fmt.Errorf("-o %q: want table or json", output))
+			}
+			ctx := cmd.Context()
+			st, err := mustLoad(g, files)
+			if err != nil {
+				return err
+			}
+			w, err := wire(ctx, g, st, files)
+			if err != nil {
+				return fail(err)
+			}
+			defer w.close()
+			s, err := w.reconciler(g, 0, nil).Status(ctx, st)
+			if err != nil {
+				return fail(err)
+			}
+			if output == "json" {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(s)
+			}
+			return reconcile.RenderStatusTable(g.stdout, s)
 		},
 	}
+	addFileFlags(cmd, &files)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
 }
