@@ -48,12 +48,14 @@ func TestRealKernel(t *testing.T) {
 	write(filepath.Join(portDir, "addr_trtype"), "tcp")
 	write(filepath.Join(portDir, "addr_traddr"), "127.0.0.1")
 	write(filepath.Join(portDir, "addr_trsvcid"), "4430")
+	images := map[string]string{}
 	export := func(name string, withNS bool) {
 		s := filepath.Join(cfg, "subsystems", name)
 		must(os.MkdirAll(s, 0o755))
 		write(filepath.Join(s, "attr_allow_any_host"), "1")
 		if withNS {
 			img := filepath.Join(t.TempDir(), "disk.img")
+			images[name] = img
 			f, err := os.Create(img)
 			must(err)
 			must(f.Truncate(64 << 20))
@@ -106,7 +108,25 @@ func TestRealKernel(t *testing.T) {
 	if err := l.SetTimeouts(ctx, c.Name, Timeouts{CtrlLossTmo: -1, ReconnectDelay: 2, KeepAliveTmo: 9}); !errors.Is(err, ErrNeedsReconnect) {
 		t.Errorf("kato change: %v", err)
 	}
+
+	// Grow: the target sees a larger file, the host a larger disk after a rescan.
+	must(os.Truncate(images[nqn], 96<<20))
+	nsDir := filepath.Join(cfg, "subsystems", nqn, "namespaces", "1")
+	if err := os.WriteFile(filepath.Join(nsDir, "revalidate_size"), []byte("1"), 0o644); err != nil {
+		write(filepath.Join(nsDir, "enable"), "0")
+		write(filepath.Join(nsDir, "enable"), "1")
+	}
 	must(l.Rescan(ctx, c.Name))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		list, err := l.List(ctx)
+		must(err)
+		if len(list) == 1 && len(list[0].Namespaces) == 1 && list[0].Namespaces[0].Size == 96<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("size after rescan: %+v", list)
+		}
+	}
 
 	// In use: mkfs + mount, then the guard.
 	mnt := t.TempDir()
