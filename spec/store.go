@@ -43,7 +43,7 @@ var ErrLayer = errors.New("invalid state layer")
 
 // Read returns the layer as written in the file, without defaults, so that
 // writing it back adds nothing the author did not write. A missing file is
-// an empty layer (apiVersion and kind only).
+// or empty file is an empty layer (apiVersion and kind only).
 func (st *Store) Read() (*State, error) {
 	data, err := os.ReadFile(st.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -51,6 +51,10 @@ func (st *Store) Read() (*State, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading state layer: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// Someone touched the file to create it; that is an empty layer too.
+		return &State{APIVersion: APIVersion, Kind: Kind}, nil
 	}
 	l := parseLayer(st.path, data)
 	if len(l.dec.errs) > 0 {

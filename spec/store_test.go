@@ -95,13 +95,35 @@ func TestStoreConcurrent(t *testing.T) {
 	}
 }
 
-func TestStoreReadMissing(t *testing.T) {
-	st, err := OpenStore(filepath.Join(t.TempDir(), "none.yaml")).Read()
-	if err != nil {
+func TestStoreReadEmpty(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, []byte("\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if st.APIVersion != APIVersion || st.Kind != Kind || st.Target != nil || len(st.Volumes) != 0 {
-		t.Errorf("empty layer = %+v", st)
+	for _, path := range []string{filepath.Join(dir, "none.yaml"), empty} {
+		st, err := OpenStore(path).Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.APIVersion != APIVersion || st.Kind != Kind || st.Target != nil || len(st.Volumes) != 0 {
+			t.Errorf("empty layer = %+v", st)
+		}
+	}
+}
+
+func TestStoreReadInvalid(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("apiVersion: rds-reconcile/v1\nkind: State\nvolumes: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenStore(path).Read()
+	var es *Errors
+	if !errors.Is(err, ErrLayer) || !errors.As(err, &es) || (*es)[0].Line != 3 {
+		t.Fatalf("Read = %v, want ErrLayer wrapping *Errors at line 3", err)
+	}
+	if err := OpenStore(path).Update(context.Background(), addVolume("x")); !errors.Is(err, ErrLayer) {
+		t.Fatalf("Update on a broken layer = %v, want ErrLayer", err)
 	}
 }
 
