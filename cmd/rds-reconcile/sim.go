@@ -143,5 +143,6 @@ func runSim(cmd *cobra.Command, g *globals, f *simFlags) error {
 	fmt.Fprint(g.stdout, s.TargetYAML(f.nvmetAddr))
 	g.logger().Info("serving RouterOS simulator; stop with Ctrl-C", "addr", s.Addr(), "dir", dir, "backend", f.backend)
 	<-ctx.Done()
+	g.logger().Info("RouterOS simulator stopping", "addr", s.Addr())
 	return nil
 }

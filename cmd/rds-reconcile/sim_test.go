@@ -38,6 +38,19 @@ func (s *syncBuffer) String() string {
 // returns the target it printed.
 func startSimCmd(t *testing.T, args ...string) (*spec.Target, *syncBuffer) {
 	t.Helper()
+	tg, _, errb := startSimCmdFull(t, args...)
+	return tg, errb
+}
+
+// startSimCmdOut is startSimCmd returning the printed text.
+func startSimCmdOut(t *testing.T, args ...string) (*spec.Target, string) {
+	t.Helper()
+	tg, out, _ := startSimCmdFull(t, args...)
+	return tg, out
+}
+
+func startSimCmdFull(t *testing.T, args ...string) (*spec.Target, string, *syncBuffer) {
+	t.Helper()
 	var out, errb syncBuffer
 	root := newRootCmd(strings.NewReader(""), &out, &errb)
 	root.SetArgs(append([]string{"sim", "--listen", "127.0.0.1:0"}, args...))
@@ -73,7 +86,7 @@ func startSimCmd(t *testing.T, args ...string) (*spec.Target, *syncBuffer) {
 	if err := yaml.Unmarshal([]byte(out.String()), &doc); err != nil {
 		t.Fatalf("target block: %v\n%s", err, out.String())
 	}
-	return &doc.Target, &errb
+	return &doc.Target, out.String(), &errb
 }
 
 // dialTarget connects exactly as the printed target says.
@@ -169,5 +182,21 @@ func TestSimCommandBadFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, "Error:") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// TestSimTargetValidates: the printed block, pasted into a state file as it
+// is, passes validate.
+func TestSimTargetValidates(t *testing.T) {
+	dir := t.TempDir()
+	_, out := startSimCmdOut(t, "--dir", filepath.Join(dir, "sim"))
+	state := "apiVersion: rds-reconcile/v1\nkind: State\n" + out +
+		"volumes:\n  - name: pvc-demo\n    size: 1Gi\n"
+	path := filepath.Join(dir, "state.yaml")
+	if err := os.WriteFile(path, []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runCLI(t, "validate", "-f", path); code != 0 {
+		t.Errorf("validate exit %d: %s%s\n%s", code, stdout, stderr, state)
 	}
 }
