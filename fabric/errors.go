@@ -43,13 +43,17 @@ func Retryable(err error) error {
 	return &RetryableError{Err: err}
 }
 
-// retryableErrnos are the kernel answers to a fabrics write that describe a
-// transient condition (target down, busy, interrupted, a connect-time NVMe
-// status the kernel maps to EIO such as a host not yet allowed).
-var retryableErrnos = [...]syscall.Errno{
-	syscall.EAGAIN, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ETIMEDOUT,
-	syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN,
-	syscall.EINTR, syscall.EIO, syscall.EBUSY,
+// transientErrno says whether a kernel answer to a fabrics write describes
+// a transient condition: target down, busy, interrupted, or a connect-time
+// NVMe status the kernel maps to EIO (such as a host not yet allowed).
+func transientErrno(e syscall.Errno) bool {
+	switch e {
+	case syscall.EAGAIN, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ETIMEDOUT,
+		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN,
+		syscall.EINTR, syscall.EIO, syscall.EBUSY:
+		return true
+	}
+	return false
 }
 
 // IsRetryable says whether retrying err later may succeed: a RetryableError
@@ -64,14 +68,7 @@ func IsRetryable(err error) bool {
 		return true
 	}
 	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		for _, e := range retryableErrnos {
-			if errno == e {
-				return true
-			}
-		}
-	}
-	return false
+	return errors.As(err, &errno) && transientErrno(errno)
 }
 
 // classify wraps a kernel error from a connect so IsRetryable and errors.Is

@@ -14,14 +14,14 @@ import (
 
 // hostNQNNamespace is the UUIDv5 namespace of derived host NQNs (a fixed,
 // randomly chosen UUID: changing it would change every derived host NQN).
-var hostNQNNamespace = [16]byte{0x6b, 0x1f, 0x3c, 0x52, 0x8e, 0x0d, 0x4a, 0x77, 0x9c, 0x21, 0x5d, 0x3e, 0xa4, 0x90, 0x17, 0xc8}
+const hostNQNNamespace = "\x6b\x1f\x3c\x52\x8e\x0d\x4a\x77\x9c\x21\x5d\x3e\xa4\x90\x17\xc8"
 
 // DeriveHostNQN turns a machine id into the host NQN
 // nqn.2014-08.org.nvmexpress:uuid:<UUIDv5(namespace, machine id)>: the same
 // machine always gets the same NQN, and the machine id itself is not shown.
 func DeriveHostNQN(machineID string) string {
 	h := sha1.New()
-	h.Write(hostNQNNamespace[:])
+	h.Write([]byte(hostNQNNamespace))
 	h.Write([]byte(strings.TrimSpace(machineID)))
 	var u [16]byte
 	copy(u[:], h.Sum(nil))

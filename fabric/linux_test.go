@@ -550,6 +550,10 @@ func TestHostNQN(t *testing.T) {
 			t.Errorf("unstable: %s vs %s", a, b)
 		}
 	})
+	// Pinned: a change here would give every host a new NQN on upgrade.
+	if got := DeriveHostNQN("4b1a7f0c9e2d4c3b8a6f5e4d3c2b1a09\n"); got != "nqn.2014-08.org.nvmexpress:uuid:e849612e-d669-5c85-80fc-cb72762e5617" {
+		t.Errorf("DeriveHostNQN changed: %s", got)
+	}
 	if DeriveHostNQN("a") == DeriveHostNQN("b") {
 		t.Error("different machines, same NQN")
 	}
