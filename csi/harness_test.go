@@ -325,3 +325,13 @@ func mountCap() *csi.VolumeCapability {
 
 // listenerAddr keeps net imported for the helpers above on every platform.
 var _ net.Listener
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
