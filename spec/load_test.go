@@ -107,7 +107,7 @@ func TestLoadDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := st.Target.SSH.PrivateKeyFile, filepath.Join("../examples", "demo/id_ed25519"); got != want {
+	if got, want := st.Target.SSH.PrivateKeyFile, filepath.Join("../examples", "demo/client_key"); got != want {
 		t.Errorf("privateKeyFile = %q, want %q (relative to the YAML file)", got, want)
 	}
 	if got := st.FilePath("demo-db"); got != "storage-pool/volumes/demo-db.img" {
