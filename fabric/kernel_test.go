@@ -205,4 +205,33 @@ func TestRealKernel(t *testing.T) {
 	if list, _ := l.List(ctx); len(list) != 0 {
 		t.Errorf("left at the end: %+v", list)
 	}
+
+	// The nvme-cli connector, when FABRIC_NVME_CLI names the binary.
+	cli := os.Getenv("FABRIC_NVME_CLI")
+	if cli == "" {
+		t.Log("FABRIC_NVME_CLI not set: nvme-cli connector not checked")
+		return
+	}
+	lc := NewLinux(LinuxOptions{ManagedPrefixes: []string{prefix}, PollInterval: 50 * time.Millisecond,
+		UseNVMeCLI: true, NVMeCLIPath: cli, HostNQNStateFile: filepath.Join(t.TempDir(), "hostnqn")})
+	must(lc.Usable(ctx))
+	cr := ConnectRequest{NQN: nqn, Address: "127.0.0.1", Port: port, DeviceWait: 60 * time.Second,
+		Timeouts: Timeouts{CtrlLossTmo: 20, ReconnectDelay: 5, KeepAliveTmo: 0}}
+	t.Logf("nvme %s", strings.Join(NVMeCLIArgs(cr), " "))
+	cc, err := lc.Connect(ctx, cr)
+	must(err)
+	t.Logf("nvme-cli connected %+v", cc)
+	if cc.Timeouts != (Timeouts{CtrlLossTmo: 20, ReconnectDelay: 5, KeepAliveTmo: 5}) || len(cc.Namespaces) != 1 {
+		t.Errorf("nvme-cli controller %+v", cc)
+	}
+	cc2, err := lc.Connect(ctx, cr)
+	if err != nil || cc2.Name != cc.Name {
+		t.Errorf("nvme-cli already connected: %+v %v", cc2, err)
+	}
+	_, err = lc.Connect(ctx, ConnectRequest{NQN: nqn, Address: "127.0.0.1", Port: 4431, Timeouts: Timeouts{CtrlLossTmo: 0, ReconnectDelay: 1}})
+	t.Logf("nvme-cli refused: %v (retryable %v)", err, IsRetryable(err))
+	if err == nil || !IsRetryable(err) {
+		t.Errorf("nvme-cli refused: %v", err)
+	}
+	must(lc.Disconnect(ctx, cc.Name, false))
 }
