@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,93 +21,9 @@ import (
 	fabsim "github.com/rds-reconcile/rds-reconcile/fabric/sim"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 	rdssim "github.com/rds-reconcile/rds-reconcile/rds/sim"
+	"github.com/rds-reconcile/rds-reconcile/reconcile"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
-
-// rdsReconciler is a minimal RDS-side reconciler for the tests, until the
-// reconcile package is wired in: create, grow or delete the scoped volumes
-// through the real SSH client against the RouterOS simulator.
-type rdsReconciler struct{ c rds.Client }
-
-func (r rdsReconciler) Reconcile(ctx context.Context, st *spec.State, scope Scope) error {
-	for _, name := range scope.Volumes {
-		v := st.Volume(name)
-		if v == nil {
-			continue
-		}
-		d, err := r.c.Get(ctx, name)
-		if err != nil && !errors.Is(err, rds.ErrNotFound) {
-			return err
-		}
-		switch {
-		case v.State == spec.Absent && d != nil:
-			if err := r.c.Delete(ctx, name, st.FilePath(name)); err != nil {
-				return err
-			}
-		case v.State == spec.Absent:
-		case d == nil:
-			if err := r.c.Create(ctx, rds.CreateRequest{Slot: name, FilePath: st.FilePath(name), Size: v.Size.Bytes,
-				Port: st.Target.NVMePort, NQN: st.NQN(name)}); err != nil {
-				return err
-			}
-		case d.Size < v.Size.Bytes:
-			if err := r.c.Grow(ctx, name, v.Size.Bytes); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// hostReconciler is a minimal host-side reconciler for the tests: connect
-// the declared volumes attached to host, disconnect managed controllers
-// nothing declares when asked to clean orphans.
-type hostReconciler struct {
-	h    fabric.Host
-	host string
-}
-
-func (r hostReconciler) Reconcile(ctx context.Context, st *spec.State, scope Scope) error {
-	inScope := func(name string) bool { return len(scope.Volumes) == 0 || slices.Contains(scope.Volumes, name) }
-	hostNQN, err := r.h.HostNQN(ctx)
-	if err != nil {
-		return err
-	}
-	want := map[string]bool{}
-	for i := range st.Volumes {
-		v := &st.Volumes[i]
-		if v.State != spec.Present || !slices.Contains(v.Attachments, r.host) || !inScope(v.Name) {
-			continue
-		}
-		want[st.NQN(v.Name)] = true
-		t := st.TimeoutsFor(v)
-		if _, err := r.h.Connect(ctx, fabric.ConnectRequest{NQN: st.NQN(v.Name), Address: st.Target.Address,
-			Port: st.Target.NVMePort, HostNQN: hostNQN, DeviceWait: time.Second,
-			Timeouts: fabric.Timeouts{CtrlLossTmo: t.CtrlLossTmo, ReconnectDelay: t.ReconnectDelay, KeepAliveTmo: t.KeepAliveTmo}}); err != nil {
-			return err
-		}
-	}
-	if !scope.Orphans {
-		return nil
-	}
-	ctrls, err := r.h.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, c := range ctrls {
-		name, managed := strings.CutPrefix(c.SubsysNQN, st.Target.NQNPrefix)
-		if !managed || want[c.SubsysNQN] || !inScope(name) {
-			continue
-		}
-		if v := st.Volume(name); v != nil && slices.Contains(v.Attachments, r.host) && v.State == spec.Present {
-			continue
-		}
-		if err := r.h.Disconnect(ctx, c.Name, false); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // loopDevices stands in for the kernel's /dev/nvmeXnY: one sparse file per
 // volume behind a loop device, grown (and the loop device told) when the
@@ -259,7 +174,7 @@ func (e *env) controllerConfig() *ControllerConfig {
 	return &ControllerConfig{
 		BaseFiles:  []string{e.base},
 		Layer:      spec.OpenStore(filepath.Join(e.stateDir, "csi-volumes.yaml")),
-		Reconciler: rdsReconciler{c: e.client},
+		Reconciler: FromEngine(reconcile.New(reconcile.Options{RDS: e.client})),
 		Pool:       e.client,
 	}
 }
@@ -268,7 +183,7 @@ func (e *env) nodeConfig() *NodeConfig {
 	return &NodeConfig{
 		Layer:         spec.OpenStore(filepath.Join(e.stateDir, "node-"+e.nodeID+".yaml")),
 		Host:          e.host,
-		Reconciler:    hostReconciler{h: e.host, host: e.nodeID},
+		Reconciler:    FromEngine(reconcile.New(reconcile.Options{Fabric: e.host, Host: e.nodeID, DeviceWait: time.Second})),
 		Mounter:       e.mounter,
 		ResolveDevice: e.loops.resolve,
 	}

@@ -280,8 +280,38 @@ func (n *node) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolume
 	if err := n.cfg.Mounter.Unmount(ctx, staging); err != nil {
 		return nil, statusOf("unmounting the staging path", err)
 	}
+	// Detach first, forget after: the volume stays declared but attached
+	// nowhere, so the reconciler disconnects it; only once that converged
+	// is it dropped from the layer. A failed disconnect leaves the intent
+	// in the file for the retry (and for the startup reconcile).
+	detached := false
 	err = n.cfg.Layer.Update(ctx, func(l *spec.State) error {
-		i := slices.IndexFunc(l.Volumes, func(v spec.Volume) bool { return v.Name == id })
+		v := l.Volume(id)
+		if v == nil {
+			return errUnchanged
+		}
+		detached = true
+		if len(v.Attachments) == 0 {
+			return errUnchanged
+		}
+		v.Attachments = nil
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return nil, statusOf("detaching the volume in the node state", err)
+	}
+	if !detached {
+		return &csi.NodeUnstageVolumeResponse{}, nil // not staged (any more)
+	}
+	st, _, err := n.desired()
+	if err != nil {
+		return nil, statusOf("unstaging", err)
+	}
+	if err := n.cfg.Reconciler.Reconcile(ctx, st, Scope{Volumes: []string{id}}); err != nil {
+		return nil, statusOf("disconnecting the volume", err)
+	}
+	err = n.cfg.Layer.Update(ctx, func(l *spec.State) error {
+		i := slices.IndexFunc(l.Volumes, func(v spec.Volume) bool { return v.Name == id && len(v.Attachments) == 0 })
 		if i < 0 {
 			return errUnchanged
 		}
@@ -290,19 +320,6 @@ func (n *node) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolume
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return nil, statusOf("removing the volume from the node state", err)
-	}
-	st, ok, err := n.desired()
-	if err != nil {
-		return nil, statusOf("unstaging", err)
-	}
-	if !ok {
-		return &csi.NodeUnstageVolumeResponse{}, nil
-	}
-	// The volume is no longer declared here, so its controller is an orphan
-	// of this host: reconciling with orphans disconnects it. Done on every
-	// call, so a retry after a failed disconnect still disconnects.
-	if err := n.cfg.Reconciler.Reconcile(ctx, st, Scope{Volumes: []string{id}, Orphans: true}); err != nil {
-		return nil, statusOf("disconnecting the volume", err)
 	}
 	return &csi.NodeUnstageVolumeResponse{}, nil
 }
@@ -316,7 +333,7 @@ func (n *node) staged(id string) (*spec.State, error) {
 	if err != nil {
 		return nil, statusOf("reading the node state", err)
 	}
-	if !ok || st.Volume(id) == nil {
+	if v := st.Volume(id); !ok || v == nil || !slices.Contains(v.Attachments, n.id) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on node %s", id, n.id)
 	}
 	return st, nil
