@@ -263,6 +263,7 @@ func (l *Linux) connectDevice(req ConnectRequest) (name string, created bool, er
 	}
 	defer f.Close()
 	opts := OptionString(req)
+	l.log.Debug("writing fabrics options", "device", l.fabricsPath(), "options", opts)
 	// One write per open; the kernel parses it and connects synchronously.
 	if _, err := io.WriteString(f, opts); err != nil {
 		if errors.Is(err, syscall.EALREADY) {
@@ -287,7 +288,9 @@ var cliDeviceRE = regexp.MustCompile(`\b(nvme\d+)\b`)
 
 // connectCLI runs nvme connect.
 func (l *Linux) connectCLI(ctx context.Context, req ConnectRequest) (name string, created bool, err error) {
-	out, err := l.opts.Run(ctx, l.opts.NVMeCLIPath, NVMeCLIArgs(req)...)
+	args := NVMeCLIArgs(req)
+	l.log.Debug("running nvme-cli", "path", l.opts.NVMeCLIPath, "args", args)
+	out, err := l.opts.Run(ctx, l.opts.NVMeCLIPath, args...)
 	text := strings.TrimSpace(string(out))
 	if err != nil {
 		low := strings.ToLower(text)
