@@ -97,7 +97,7 @@ type connState struct {
 	client *ssh.Client
 	done   chan struct{} // closed when the connection ends
 
-	probeMu sync.Mutex
+	probeMu chan struct{} // held while probing; a channel so waiting honours ctx
 	probed  bool
 	json    bool
 }
@@ -201,7 +201,7 @@ func (c *SSHClient) connect(ctx context.Context) (*connState, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs = &connState{client: client, done: make(chan struct{})}
+	cs = &connState{client: client, done: make(chan struct{}), probeMu: make(chan struct{}, 1)}
 	go func() {
 		_ = client.Wait()
 		close(cs.done)
@@ -456,8 +456,12 @@ func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, c.transportError("probe", "", jsonProbe, err)
 	}
-	cs.probeMu.Lock()
-	defer cs.probeMu.Unlock()
+	select {
+	case cs.probeMu <- struct{}{}:
+	case <-ctx.Done():
+		return false, c.ctxError("probe", "", jsonProbe, ctx.Err())
+	}
+	defer func() { <-cs.probeMu }()
 	if cs.probed {
 		return cs.json, nil
 	}

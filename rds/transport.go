@@ -124,7 +124,7 @@ func knownHostsCallback(file string) ssh.HostKeyCallback {
 // so the server is asked for a key type we can verify rather than one it
 // prefers and we have never seen. It probes the callback with a throwaway
 // key: knownhosts then lists the keys it wanted.
-func hostKeyAlgorithms(file, addr string) []string {
+func hostKeyAlgorithms(file, addr string, remote net.Addr) []string {
 	if file == "" {
 		return nil
 	}
@@ -139,10 +139,6 @@ func hostKeyAlgorithms(file, addr string) []string {
 	probe, err := ssh.NewPublicKey(pub)
 	if err != nil {
 		return nil
-	}
-	remote, _ := net.ResolveTCPAddr("tcp", addr)
-	if remote == nil {
-		remote = &net.TCPAddr{}
 	}
 	var ke *knownhosts.KeyError
 	if !errors.As(cb(addr, remote, probe), &ke) || len(ke.Want) == 0 {
@@ -184,7 +180,7 @@ func (c *SSHClient) dial(ctx context.Context) (*ssh.Client, error) {
 	// timeout, this covers cancellation.
 	stop := context.AfterFunc(dctx, func() { _ = nc.Close() })
 	sc := *c.ssh
-	sc.HostKeyAlgorithms = hostKeyAlgorithms(c.cfg.KnownHostsFile, c.cfg.Address)
+	sc.HostKeyAlgorithms = hostKeyAlgorithms(c.cfg.KnownHostsFile, c.cfg.Address, nc.RemoteAddr())
 	start := time.Now()
 	conn, chans, reqs, err := ssh.NewClientConn(nc, c.cfg.Address, &sc)
 	if !stop() || err != nil {
