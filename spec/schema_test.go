@@ -82,7 +82,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"bad name", "name: demo-web", "name: Demo_Web"},
 		{"bad timeout", "reconnectDelay: 5", "reconnectDelay: 0"},
 		{"absent with size", "    state: absent\n", "    state: absent\n    size: 1Gi\n"},
-		{"no auth", "    privateKeyFile: demo/id_ed25519\n", ""},
+		{"no auth", "    privateKeyFile: demo/client_key\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
