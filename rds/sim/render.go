@@ -258,63 +258,81 @@ func renderDetail(b *strings.Builder, header string, items []item, maxIndex, wid
 	nw, fw := widths(items, maxIndex)
 	for _, it := range items {
 		prefix := rowPrefix(it.index, nw, fw, it.flags)
-		indent := strings.Repeat(" ", len(prefix))
-		var groups [][]string
+		w := lineWriter{b: b, width: max(width, len(prefix)+10), indent: len(prefix)}
+		b.WriteString(prefix)
+		w.col, w.fresh = len(prefix), true
 		if it.comment != "" {
-			groups = append(groups, []string{";;; " + it.comment})
+			w.token(";;; " + it.comment)
+			w.newline()
 		}
-		for _, g := range it.groups {
-			var strs []string
-			for _, f := range g {
-				strs = append(strs, f.detail())
+		for gi, g := range it.groups {
+			if gi > 0 {
+				w.newline()
 			}
-			groups = append(groups, strs)
+			for _, f := range g {
+				w.token(f.detail())
+			}
 		}
-		wrap(b, prefix, indent, groups, width)
-		b.WriteString("\n")
+		b.WriteString("\n\n")
 	}
 }
 
+// wrap prints groups of tokens after prefix, each group on a new line
+// indented like the first, wrapped at width.
 func wrap(b *strings.Builder, prefix, indent string, groups [][]string, width int) {
-	// Never let a line hold fewer than 10 characters of content.
-	width = max(width, len(indent)+10)
-	cur := prefix
-	fresh := true
-	flush := func() {
-		b.WriteString(strings.TrimRight(cur, " ") + "\n")
-		cur, fresh = indent, true
-	}
+	w := lineWriter{b: b, width: max(width, len(indent)+10), indent: len(indent)}
+	b.WriteString(prefix)
+	w.col, w.fresh = len(prefix), true
 	for gi, g := range groups {
 		if gi > 0 {
-			flush()
+			w.newline()
 		}
 		for _, tok := range g {
-			need := len(tok)
-			if !fresh {
-				need++
-			}
-			if len(cur)+need <= width {
-				if !fresh {
-					cur += " "
-				}
-				cur += tok
-				fresh = false
-				continue
-			}
-			if !fresh {
-				flush()
-			}
-			for len(cur)+len(tok) > width {
-				room := width - len(cur)
-				cur += tok[:room]
-				tok = tok[room:]
-				flush()
-			}
-			cur += tok
-			fresh = false
+			w.token(tok)
 		}
 	}
-	flush()
+	b.WriteString("\n")
+}
+
+// lineWriter writes space-separated tokens the way RouterOS wraps `print
+// detail`: a token that does not fit moves to a new indented line, and one
+// longer than a whole line is split mid-value.
+type lineWriter struct {
+	b      *strings.Builder
+	width  int
+	indent int
+	col    int
+	fresh  bool // nothing but the prefix or indent on this line yet
+}
+
+func (w *lineWriter) newline() {
+	w.b.WriteByte('\n')
+	for range w.indent {
+		w.b.WriteByte(' ')
+	}
+	w.col, w.fresh = w.indent, true
+}
+
+func (w *lineWriter) token(tok string) {
+	need := len(tok)
+	if !w.fresh {
+		need++
+	}
+	if w.col+need > w.width && !w.fresh {
+		w.newline()
+	} else if !w.fresh {
+		w.b.WriteByte(' ')
+		w.col++
+	}
+	for w.col+len(tok) > w.width {
+		room := w.width - w.col
+		w.b.WriteString(tok[:room])
+		tok = tok[room:]
+		w.newline()
+	}
+	w.b.WriteString(tok)
+	w.col += len(tok)
+	w.fresh = false
 }
 
 // renderTerse prints one line per item.
