@@ -88,6 +88,7 @@ type fakeKernel struct {
 	noDevice   bool   // never create the namespace's block device
 	cltForce   string // print this ctrl_loss_tmo whatever was asked (a broken kernel)
 	ignoreDel  bool   // delete_controller does nothing
+	katoForce  int    // print this kato whatever was asked (when > 0)
 	subsysNext int
 }
 
@@ -210,6 +211,9 @@ func (k *fakeKernel) connect(opts string) (string, syscall.Errno) {
 	}
 	if k.cltForce != "" {
 		shown = k.cltForce
+	}
+	if k.katoForce > 0 {
+		kato = k.katoForce
 	}
 	attrs := map[string]string{
 		"subsysnqn": o["nqn"], "transport": o["transport"], "state": "live", "cntlid": "1",

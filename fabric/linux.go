@@ -244,9 +244,11 @@ func (l *Linux) Connect(ctx context.Context, req ConnectRequest) (Controller, er
 	if created {
 		want := req.Timeouts.Effective()
 		got := c.Timeouts
-		if got.CtrlLossTmo != want.CtrlLossTmo || got.ReconnectDelay != want.ReconnectDelay {
-			return c, fmt.Errorf("%w: %s: ctrl_loss_tmo %d reconnect_delay %d, want %d and %d",
-				ErrTimeoutsMismatch, name, got.CtrlLossTmo, got.ReconnectDelay, want.CtrlLossTmo, want.ReconnectDelay)
+		// kato reads 0 only on kernels without the attribute: not checked then.
+		if got.CtrlLossTmo != want.CtrlLossTmo || got.ReconnectDelay != want.ReconnectDelay ||
+			(got.KeepAliveTmo != 0 && got.KeepAliveTmo != want.KeepAliveTmo) {
+			return c, fmt.Errorf("%w: %s: ctrl_loss_tmo/reconnect_delay/kato %d/%d/%d, want %d/%d/%d", ErrTimeoutsMismatch, name,
+				got.CtrlLossTmo, got.ReconnectDelay, got.KeepAliveTmo, want.CtrlLossTmo, want.ReconnectDelay, want.KeepAliveTmo)
 		}
 	}
 	return c, nil

@@ -317,6 +317,12 @@ func TestConnectTimeoutsMismatch(t *testing.T) {
 	if !errors.Is(err, ErrTimeoutsMismatch) || IsRetryable(err) || c.Name != "nvme0" {
 		t.Fatalf("Connect = %+v, %v", c, err)
 	}
+	k2 := newFakeKernel(t, emptyRoot(t))
+	k2.katoForce = 30
+	_, err = k2.linux(LinuxOptions{}).Connect(context.Background(), req("nqn.2000-02.com.mikrotik:a"))
+	if !errors.Is(err, ErrTimeoutsMismatch) || !strings.Contains(err.Error(), "8/4/30, want 8/4/5") {
+		t.Fatalf("kato mismatch: %v", err)
+	}
 }
 
 func TestConnectErrnos(t *testing.T) {
