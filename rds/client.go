@@ -379,7 +379,7 @@ func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
 	if err != nil {
 		return "", errBeforeSend{err}
 	}
-	sess, err := cs.client.NewSession()
+	sess, err := c.newSession(ctx, cs)
 	if err != nil {
 		var oce *ssh.OpenChannelError
 		if !errors.As(err, &oce) {
@@ -426,6 +426,33 @@ func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
 		return "", err
 	}
 	return out.String(), nil
+}
+
+// newSession opens a session, giving up when ctx ends: a peer that went
+// silent never answers the channel open. The connection is then dropped,
+// since the next command would wait the same way.
+func (c *SSHClient) newSession(ctx context.Context, cs *connState) (*ssh.Session, error) {
+	type result struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := cs.client.NewSession()
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.s, r.err
+	case <-ctx.Done():
+		c.drop(cs)
+		go func() {
+			if r := <-ch; r.s != nil {
+				_ = r.s.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // lockedBuffer collects stdout and stderr, which x/crypto/ssh copies from

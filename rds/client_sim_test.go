@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -721,4 +722,126 @@ func TestSimClose(t *testing.T) {
 	if _, err := c.Version(ctx); err == nil || rds.IsRetryable(err) {
 		t.Errorf("call after Close: %v, want a terminal error", err)
 	}
+}
+
+// blackhole is a TCP proxy to a simulator that can silently swallow all
+// traffic of the connections open at the moment of Freeze, like an RDS that
+// lost power: no FIN, no RST, just silence.
+type blackhole struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*holeConn
+}
+
+type holeConn struct {
+	mu     sync.Mutex
+	frozen bool
+}
+
+func (h *holeConn) isFrozen() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.frozen
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, target: target}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			hc := &holeConn{}
+			b.mu.Lock()
+			b.conns = append(b.conns, hc)
+			b.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer dst.Close()
+				defer src.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						return
+					}
+					if hc.isFrozen() {
+						continue // swallowed
+					}
+					if _, err := dst.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+			t.Cleanup(func() { _ = c.Close(); _ = up.Close() })
+		}
+	}()
+	return b
+}
+
+// Freeze silences every connection open now; later ones pass.
+func (b *blackhole) Freeze() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.mu.Lock()
+		c.frozen = true
+		c.mu.Unlock()
+	}
+}
+
+func TestSimSilentPeer(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	hole := newBlackhole(t, srv.Addr())
+	cfg := clientConfig(t, srv)
+	cfg.Address = hole.ln.Addr().String()
+	cfg.KnownHostsFile = knownHosts(t, knownhosts.Line([]string{knownhosts.Normalize(cfg.Address)}, srv.HostKey()))
+	cfg.Timeout = 300 * time.Millisecond
+	t.Run("command-honours-deadline", func(t *testing.T) {
+		c := newClient(t, cfg)
+		if _, err := c.List(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		hole.Freeze()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := c.List(ctx); !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) {
+			t.Errorf("err = %v, want a retryable deadline error", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("took %v", took)
+		}
+	})
+	t.Run("keepalive-drops-dead-connection", func(t *testing.T) {
+		cfg := cfg
+		cfg.KeepAlive = 50 * time.Millisecond
+		c := newClient(t, cfg)
+		if _, err := c.List(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		hole.Freeze()
+		// Keepalive every 50ms, unanswered after Timeout (300ms): the
+		// connection is dropped before the next command needs it.
+		time.Sleep(time.Second)
+		if _, err := c.List(ctxT(t)); err != nil {
+			t.Fatalf("List after the peer went silent: %v", err)
+		}
+		if c.Dials() != 2 {
+			t.Errorf("Dials = %d, want 2 (the dead connection replaced once)", c.Dials())
+		}
+	})
 }
