@@ -165,6 +165,9 @@ func (in *interp) eval(c *command, top bool) (value, error) {
 		if err != nil {
 			return value{}, err
 		}
+		if v.kind == vItems && len(v.proplist) == 0 {
+			return value{kind: vStr, s: in.itemsJSON(v.items)}, nil
+		}
 		return value{kind: vStr, s: v.json()}, nil
 	}
 	switch c.menu {
@@ -224,12 +227,52 @@ func (in *interp) diskItem(d *diskRec, index int) item {
 	}}
 }
 
+// touch records a change: the state is saved after the script, and cached
+// items are rebuilt.
+func (in *interp) touch() {
+	in.dirty = true
+	in.s.st.version++
+}
+
+// itemsJSON is renderJSON with each item's object remembered until the
+// next change: serialising thousands of disks is what clients do most.
+func (in *interp) itemsJSON(items []item) string {
+	st := in.s.st
+	if st.json == nil || st.jsonVersion != st.version {
+		st.json, st.jsonVersion = map[int]string{}, st.version
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		obj, ok := st.json[it.id]
+		if !ok {
+			obj = strings.TrimSuffix(strings.TrimPrefix(renderJSON([]item{it}, nil), "["), "]")
+			if it.id != 0 { // id 0: /system items, which change by themselves
+				st.json[it.id] = obj
+			}
+		}
+		b.WriteString(obj)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// diskItems is the whole /disk list, cached between changes: listing
+// thousands of disks is what clients do most.
 func (in *interp) diskItems() []item {
-	items := make([]item, 0, len(in.s.st.Disks)+1)
+	st := in.s.st
+	if st.items != nil && st.itemsVersion == st.version {
+		return st.items
+	}
+	items := make([]item, 0, len(st.Disks)+1)
 	items = append(items, in.poolItem())
-	for i, d := range in.s.st.Disks {
+	for i, d := range st.Disks {
 		items = append(items, in.diskItem(d, i+1))
 	}
+	st.items, st.itemsVersion = items, st.version
 	return items
 }
 
@@ -681,7 +724,7 @@ func (in *interp) diskAdd(c *command) (int, error) {
 		st.Files = append(st.Files, f)
 		st.byName[f.Name] = f
 		st.used += size
-		in.dirty = true
+		in.touch()
 	}
 	d.ID = st.newID()
 	if e := d.export(); e.On {
@@ -693,7 +736,7 @@ func (in *interp) diskAdd(c *command) (int, error) {
 	st.bySlot[d.Slot] = d
 	st.byPath[d.FilePath] = d
 	st.track(d, 1)
-	in.dirty = true
+	in.touch()
 	return d.ID, nil
 }
 
@@ -744,7 +787,7 @@ func (in *interp) diskSet(c *command) error {
 			}
 			st.used += size - f.Size
 			f.Size = size
-			in.dirty = true
+			in.touch()
 		}
 		if oldExp != newExp {
 			if oldExp.On {
@@ -764,7 +807,7 @@ func (in *interp) diskSet(c *command) error {
 		*d = nd
 		st.bySlot[d.Slot] = d
 		st.track(d, 1)
-		in.dirty = true
+		in.touch()
 	}
 	return nil
 }
@@ -799,7 +842,7 @@ func (in *interp) diskRemove(c *command) error {
 		delete(st.bySlot, d.Slot)
 		delete(st.byPath, d.FilePath)
 		st.track(d, -1)
-		in.dirty = true
+		in.touch()
 	}
 	return nil
 }
@@ -839,7 +882,7 @@ func (in *interp) file(c *command, top bool) (value, error) {
 			}
 			delete(st.byName, f.Name)
 			st.used -= f.Size
-			in.dirty = true
+			in.touch()
 		}
 		return value{}, nil
 	}

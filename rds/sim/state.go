@@ -53,6 +53,13 @@ type state struct {
 	used   int64
 	// nqns counts disks with nvme-tcp-export=yes per NQN.
 	nqns map[string]int
+	// version counts changes; items caches the /disk list of one version.
+	version      int
+	items        []item
+	itemsVersion int
+	// json caches each item's :serialize object for one version.
+	json        map[int]string
+	jsonVersion int
 }
 
 // track counts d's NQN in or out (delta +1 or -1) when d is exported.
