@@ -287,7 +287,11 @@ func (r *Reconciler) run(ctx context.Context, pol RetryPolicy, a Action) (uint, 
 			if attempt > 1 {
 				// A create whose connection dropped after sending may have
 				// been applied: look before sending it again.
-				if ok, err := r.diskExists(ctx, a.Slot); err == nil && ok {
+				ok, err := r.diskExists(ctx, a.Slot)
+				if err != nil {
+					return err // retryable read errors wait for the next attempt
+				}
+				if ok {
 					return nil
 				}
 			}

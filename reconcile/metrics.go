@@ -71,9 +71,21 @@ func (m *Metrics) observePlan(p *Plan, obs *Observed) {
 	if m == nil {
 		return
 	}
-	m.drift.Set(float64(len(p.Drift)))
-	m.planned.Set(float64(len(p.Actions)))
-	m.blocked.Set(float64(p.Summary().Blocked))
+	m.observe(len(p.Drift), len(p.Actions), p.Summary().Blocked, obs)
+}
+
+func (m *Metrics) observeStatus(s *Status, obs *Observed) {
+	if m == nil {
+		return
+	}
+	n := s.Plan.Create + s.Plan.Change + s.Plan.Disconnect + s.Plan.Delete + s.Plan.Blocked
+	m.observe(len(s.Drift), n, s.Plan.Blocked, obs)
+}
+
+func (m *Metrics) observe(drift, planned, blocked int, obs *Observed) {
+	m.drift.Set(float64(drift))
+	m.planned.Set(float64(planned))
+	m.blocked.Set(float64(blocked))
 	if obs.Fabric {
 		m.controllers.Reset()
 		for _, c := range obs.Controllers {

@@ -61,17 +61,33 @@ func (r *Reconciler) Host() string { return r.opts.Host }
 
 // Observe reads the live state: one RDS List and one fabric List,
 // whatever the number of volumes.
+// Read errors that may go away (a dropped SSH connection, a busy RouterOS)
+// are retried with the seed's backoff.
 func (r *Reconciler) Observe(ctx context.Context) (*Observed, error) {
+	return r.observe(ctx, defaultRetry)
+}
+
+func (r *Reconciler) observe(ctx context.Context, pol RetryPolicy) (*Observed, error) {
 	obs := &Observed{At: r.opts.Now()}
 	if r.opts.RDS != nil {
-		inv, err := r.opts.RDS.List(ctx)
+		var inv rds.Inventory
+		_, err := pol.do(ctx, rds.IsRetryable, func(uint) error {
+			var err error
+			inv, err = r.opts.RDS.List(ctx)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("observe RDS: %w", err)
 		}
 		obs.RDS = &inv
 	}
 	if r.opts.Fabric != nil {
-		ctrls, err := r.opts.Fabric.List(ctx)
+		var ctrls []fabric.Controller
+		_, err := pol.do(ctx, fabric.IsRetryable, func(uint) error {
+			var err error
+			ctrls, err = r.opts.Fabric.List(ctx)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("observe host controllers: %w", err)
 		}
@@ -103,7 +119,7 @@ func (o *Observed) sort() {
 
 // Plan observes and diffs.
 func (r *Reconciler) Plan(ctx context.Context, st *spec.State, sc Scope) (*Plan, error) {
-	obs, err := r.Observe(ctx)
+	obs, err := r.observe(ctx, PolicyFrom(st))
 	if err != nil {
 		return nil, err
 	}

@@ -71,11 +71,12 @@ type OrphanStatus struct {
 
 // Status observes and reports per-volume health.
 func (r *Reconciler) Status(ctx context.Context, st *spec.State) (*Status, error) {
-	obs, err := r.Observe(ctx)
+	obs, err := r.observe(ctx, PolicyFrom(st))
 	if err != nil {
 		return nil, err
 	}
 	s := BuildStatus(st, obs, r.opts.Host)
+	r.opts.Metrics.observeStatus(s, obs)
 	s.Revision = r.opts.Revision
 	s.Time = r.opts.Now().UTC()
 	return s, nil
