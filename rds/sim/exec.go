@@ -242,6 +242,7 @@ func (in *interp) itemsJSON(items []item) string {
 		st.json, st.jsonVersion = map[int]string{}, st.version
 	}
 	var b strings.Builder
+	b.Grow(len(items) * 640) // a disk serialises to about 600 bytes
 	b.WriteByte('[')
 	for i, it := range items {
 		if i > 0 {
