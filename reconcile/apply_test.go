@@ -12,7 +12,6 @@ import (
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
 	"github.com/rds-reconcile/rds-reconcile/rds"
-	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
 func TestRetryDelayBounds(t *testing.T) {
@@ -283,5 +282,3 @@ func TestStatusConditions(t *testing.T) {
 		t.Errorf("orphans = %+v", s.Orphans)
 	}
 }
-
-var _ = spec.Present
