@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +16,10 @@ import (
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"gopkg.in/yaml.v3"
+
+	"github.com/rds-reconcile/rds-reconcile/csi"
+	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
 func TestCSIFlagErrors(t *testing.T) {
@@ -113,4 +121,441 @@ target:
 	if code != 0 || !strings.Contains(pout.String(), "No changes") {
 		t.Errorf("plan over base + CSI layer: exit %d\n%s\n%s", code, pout.String(), perr.String())
 	}
+}
+
+// Small local types for the Kubernetes objects in examples/kubernetes: only
+// the fields the manifests use, decoded with KnownFields so that a typo
+// ("mountPropogation") or a field in the wrong place fails the test.
+type (
+	k8sMeta struct {
+		Name      string            `yaml:"name"`
+		Namespace string            `yaml:"namespace"`
+		Labels    map[string]string `yaml:"labels"`
+	}
+	k8sHeader struct {
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Metadata   k8sMeta `yaml:"metadata"`
+	}
+	k8sPlain struct {
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Metadata   k8sMeta `yaml:"metadata"`
+	}
+	k8sCSIDriver struct {
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Metadata   k8sMeta `yaml:"metadata"`
+		Spec       struct {
+			AttachRequired       bool     `yaml:"attachRequired"`
+			PodInfoOnMount       bool     `yaml:"podInfoOnMount"`
+			FSGroupPolicy        string   `yaml:"fsGroupPolicy"`
+			VolumeLifecycleModes []string `yaml:"volumeLifecycleModes"`
+		} `yaml:"spec"`
+	}
+	k8sStorageClass struct {
+		APIVersion           string            `yaml:"apiVersion"`
+		Kind                 string            `yaml:"kind"`
+		Metadata             k8sMeta           `yaml:"metadata"`
+		Provisioner          string            `yaml:"provisioner"`
+		ReclaimPolicy        string            `yaml:"reclaimPolicy"`
+		VolumeBindingMode    string            `yaml:"volumeBindingMode"`
+		AllowVolumeExpansion bool              `yaml:"allowVolumeExpansion"`
+		Parameters           map[string]string `yaml:"parameters"`
+	}
+	k8sSecret struct {
+		APIVersion string            `yaml:"apiVersion"`
+		Kind       string            `yaml:"kind"`
+		Metadata   k8sMeta           `yaml:"metadata"`
+		Type       string            `yaml:"type"`
+		StringData map[string]string `yaml:"stringData"`
+	}
+	k8sConfigMap struct {
+		APIVersion string            `yaml:"apiVersion"`
+		Kind       string            `yaml:"kind"`
+		Metadata   k8sMeta           `yaml:"metadata"`
+		Data       map[string]string `yaml:"data"`
+	}
+	k8sRole struct {
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Metadata   k8sMeta `yaml:"metadata"`
+		Rules      []struct {
+			APIGroups []string `yaml:"apiGroups"`
+			Resources []string `yaml:"resources"`
+			Verbs     []string `yaml:"verbs"`
+		} `yaml:"rules"`
+	}
+	k8sBinding struct {
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Metadata   k8sMeta `yaml:"metadata"`
+		Subjects   []struct {
+			Kind      string `yaml:"kind"`
+			Name      string `yaml:"name"`
+			Namespace string `yaml:"namespace"`
+		} `yaml:"subjects"`
+		RoleRef struct {
+			Kind     string `yaml:"kind"`
+			Name     string `yaml:"name"`
+			APIGroup string `yaml:"apiGroup"`
+		} `yaml:"roleRef"`
+	}
+	k8sContainer struct {
+		Name  string   `yaml:"name"`
+		Image string   `yaml:"image"`
+		Args  []string `yaml:"args"`
+		Env   []struct {
+			Name      string `yaml:"name"`
+			ValueFrom struct {
+				FieldRef struct {
+					FieldPath string `yaml:"fieldPath"`
+				} `yaml:"fieldRef"`
+			} `yaml:"valueFrom"`
+		} `yaml:"env"`
+		SecurityContext struct {
+			Privileged bool `yaml:"privileged"`
+		} `yaml:"securityContext"`
+		Ports []struct {
+			Name          string `yaml:"name"`
+			ContainerPort int    `yaml:"containerPort"`
+		} `yaml:"ports"`
+		LivenessProbe *struct {
+			HTTPGet struct {
+				Path string `yaml:"path"`
+				Port string `yaml:"port"`
+			} `yaml:"httpGet"`
+			InitialDelaySeconds int `yaml:"initialDelaySeconds"`
+			PeriodSeconds       int `yaml:"periodSeconds"`
+			TimeoutSeconds      int `yaml:"timeoutSeconds"`
+			FailureThreshold    int `yaml:"failureThreshold"`
+		} `yaml:"livenessProbe"`
+		VolumeMounts []struct {
+			Name             string `yaml:"name"`
+			MountPath        string `yaml:"mountPath"`
+			ReadOnly         bool   `yaml:"readOnly"`
+			MountPropagation string `yaml:"mountPropagation"`
+		} `yaml:"volumeMounts"`
+	}
+	k8sVolume struct {
+		Name      string    `yaml:"name"`
+		EmptyDir  *struct{} `yaml:"emptyDir"`
+		ConfigMap *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
+		Secret *struct {
+			SecretName  string `yaml:"secretName"`
+			DefaultMode int    `yaml:"defaultMode"`
+		} `yaml:"secret"`
+		HostPath *struct {
+			Path string `yaml:"path"`
+			Type string `yaml:"type"`
+		} `yaml:"hostPath"`
+	}
+	k8sPodSpec struct {
+		ServiceAccountName string         `yaml:"serviceAccountName"`
+		HostNetwork        bool           `yaml:"hostNetwork"`
+		PriorityClassName  string         `yaml:"priorityClassName"`
+		Containers         []k8sContainer `yaml:"containers"`
+		Volumes            []k8sVolume    `yaml:"volumes"`
+	}
+	k8sWorkload struct {
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Metadata   k8sMeta `yaml:"metadata"`
+		Spec       struct {
+			ServiceName string `yaml:"serviceName"`
+			Replicas    *int   `yaml:"replicas"`
+			Selector    struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+			Template struct {
+				Metadata k8sMeta    `yaml:"metadata"`
+				Spec     k8sPodSpec `yaml:"spec"`
+			} `yaml:"template"`
+			VolumeClaimTemplates []struct {
+				Metadata k8sMeta `yaml:"metadata"`
+				Spec     struct {
+					AccessModes []string `yaml:"accessModes"`
+					Resources   struct {
+						Requests map[string]string `yaml:"requests"`
+					} `yaml:"resources"`
+				} `yaml:"spec"`
+			} `yaml:"volumeClaimTemplates"`
+		} `yaml:"spec"`
+	}
+)
+
+// manifests is everything decoded from examples/kubernetes, by kind.
+type manifests struct {
+	drivers   []k8sCSIDriver
+	classes   []k8sStorageClass
+	configs   []k8sConfigMap
+	secrets   []k8sSecret
+	workloads []k8sWorkload
+	accounts  map[string]bool
+	roles     map[string]bool // kind/name
+	bindings  []k8sBinding
+}
+
+func decodeStrict(doc []byte, into any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	dec.KnownFields(true)
+	return dec.Decode(into)
+}
+
+func loadManifests(t *testing.T) manifests {
+	t.Helper()
+	files, err := filepath.Glob("../../examples/kubernetes/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	m := manifests{accounts: map[string]bool{}, roles: map[string]bool{}}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			var node yaml.Node
+			if err := dec.Decode(&node); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			doc, err := yaml.Marshal(&node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h k8sHeader
+			if err := yaml.Unmarshal(doc, &h); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			where := f + ": " + h.Kind + "/" + h.Metadata.Name
+			if h.APIVersion == "" || h.Kind == "" || h.Metadata.Name == "" {
+				t.Errorf("%s document %d lacks apiVersion, kind or metadata.name", f, i)
+				continue
+			}
+			switch h.Kind {
+			case "Namespace", "CSIDriver", "StorageClass", "ClusterRole", "ClusterRoleBinding":
+				if h.Metadata.Namespace != "" {
+					t.Errorf("%s: a cluster-scoped object has a namespace", where)
+				}
+			default:
+				if h.Metadata.Namespace != "rds-reconcile" {
+					t.Errorf("%s: namespace %q, want rds-reconcile", where, h.Metadata.Namespace)
+				}
+			}
+			var target any
+			switch h.Kind {
+			case "Namespace":
+				target = &k8sPlain{}
+			case "ServiceAccount":
+				target = &k8sPlain{}
+				m.accounts[h.Metadata.Name] = true
+			case "CSIDriver":
+				m.drivers = append(m.drivers, k8sCSIDriver{})
+				target = &m.drivers[len(m.drivers)-1]
+			case "StorageClass":
+				m.classes = append(m.classes, k8sStorageClass{})
+				target = &m.classes[len(m.classes)-1]
+			case "Secret":
+				m.secrets = append(m.secrets, k8sSecret{})
+				target = &m.secrets[len(m.secrets)-1]
+			case "ConfigMap":
+				m.configs = append(m.configs, k8sConfigMap{})
+				target = &m.configs[len(m.configs)-1]
+			case "ClusterRole", "Role":
+				target = &k8sRole{}
+				m.roles[h.Kind+"/"+h.Metadata.Name] = true
+			case "ClusterRoleBinding", "RoleBinding":
+				m.bindings = append(m.bindings, k8sBinding{})
+				target = &m.bindings[len(m.bindings)-1]
+			case "StatefulSet", "DaemonSet":
+				m.workloads = append(m.workloads, k8sWorkload{})
+				target = &m.workloads[len(m.workloads)-1]
+			default:
+				t.Errorf("%s: kind %s has no strict type in this test; add one", where, h.Kind)
+				continue
+			}
+			if err := decodeStrict(doc, target); err != nil {
+				t.Errorf("%s: %v", where, err)
+			}
+		}
+	}
+	return m
+}
+
+// TestKubernetesManifests decodes every manifest strictly and checks that
+// they agree with each other and with the csi command.
+func TestKubernetesManifests(t *testing.T) {
+	m := loadManifests(t)
+	if len(m.drivers) != 1 || m.drivers[0].Metadata.Name != csi.DefaultDriverName || !m.drivers[0].Spec.AttachRequired {
+		t.Errorf("want one CSIDriver %s with attachRequired", csi.DefaultDriverName)
+	}
+	for _, sc := range m.classes {
+		if sc.Provisioner != csi.DefaultDriverName {
+			t.Errorf("StorageClass %s: provisioner %q", sc.Metadata.Name, sc.Provisioner)
+		}
+		if _, err := csi.ParseParams(sc.Parameters); err != nil {
+			t.Errorf("StorageClass %s: %v", sc.Metadata.Name, err)
+		}
+	}
+	for _, b := range m.bindings {
+		if !m.roles[b.RoleRef.Kind+"/"+b.RoleRef.Name] {
+			t.Errorf("%s %s refers to missing %s %s", b.Kind, b.Metadata.Name, b.RoleRef.Kind, b.RoleRef.Name)
+		}
+		for _, s := range b.Subjects {
+			if s.Kind == "ServiceAccount" && !m.accounts[s.Name] {
+				t.Errorf("%s %s binds missing ServiceAccount %s", b.Kind, b.Metadata.Name, s.Name)
+			}
+		}
+	}
+
+	// The base state in the ConfigMap is valid and its key files live
+	// where the controller mounts the Secret.
+	var base *spec.State
+	for _, cm := range m.configs {
+		if text, ok := cm.Data["base.yaml"]; ok {
+			st, err := spec.LoadBytes("configmap/"+cm.Metadata.Name+"/base.yaml", []byte(text))
+			if err != nil {
+				t.Fatalf("base state in ConfigMap %s: %v", cm.Metadata.Name, err)
+			}
+			base = st
+		}
+	}
+	if base == nil {
+		t.Fatal("no ConfigMap holds base.yaml")
+	}
+	var secretKeys []string
+	for _, s := range m.secrets {
+		for k := range s.StringData {
+			secretKeys = append(secretKeys, k)
+		}
+	}
+
+	image := ""
+	sidecars := map[string]bool{}
+	modes := map[string]bool{}
+	for _, w := range m.workloads {
+		where := w.Kind + "/" + w.Metadata.Name
+		pod := w.Spec.Template.Spec
+		if !m.accounts[pod.ServiceAccountName] {
+			t.Errorf("%s: service account %q is not declared", where, pod.ServiceAccountName)
+		}
+		for k, v := range w.Spec.Selector.MatchLabels {
+			if w.Spec.Template.Metadata.Labels[k] != v {
+				t.Errorf("%s: selector %s=%s does not match the template labels", where, k, v)
+			}
+		}
+		volumes := map[string]k8sVolume{}
+		for _, v := range pod.Volumes {
+			volumes[v.Name] = v
+		}
+		for _, vct := range w.Spec.VolumeClaimTemplates {
+			volumes[vct.Metadata.Name] = k8sVolume{Name: vct.Metadata.Name}
+		}
+		for _, c := range pod.Containers {
+			mounts := map[string]string{} // path -> volume
+			for _, vm := range c.VolumeMounts {
+				if _, ok := volumes[vm.Name]; !ok {
+					t.Errorf("%s container %s mounts undeclared volume %q", where, c.Name, vm.Name)
+				}
+				mounts[vm.MountPath] = vm.Name
+			}
+			if !strings.HasPrefix(c.Image, "ghcr.io/rds-reconcile/rds-reconcile:") {
+				for _, s := range []string{"csi-provisioner", "csi-attacher", "csi-resizer", "livenessprobe", "csi-node-driver-registrar"} {
+					if strings.Contains(c.Image, "/"+s+":") {
+						sidecars[w.Kind+"/"+s] = true
+					}
+				}
+				if slices.Contains(c.Args, "--csi-address=/csi/csi.sock") && mounts["/csi"] != "socket-dir" {
+					t.Errorf("%s container %s: /csi is not the socket volume", where, c.Name)
+				}
+				continue
+			}
+			if image == "" {
+				image = c.Image
+			} else if c.Image != image {
+				t.Errorf("%s: image %s, elsewhere %s", where, c.Image, image)
+			}
+			flags := checkCSIArgs(t, where, c.Args)
+			modes[flags["mode"]] = true
+			if flags["endpoint"] != "unix:///csi/csi.sock" || mounts["/csi"] != "socket-dir" {
+				t.Errorf("%s: endpoint %q must be unix:///csi/csi.sock on the socket volume", where, flags["endpoint"])
+			}
+			if mounts[flags["state-dir"]] == "" {
+				t.Errorf("%s: --state-dir %s is not a mounted volume", where, flags["state-dir"])
+			}
+			switch flags["mode"] {
+			case "controller":
+				if f := flags["file"]; mounts[filepath.Dir(f)] == "" {
+					t.Errorf("%s: --file %s is not on a mounted volume", where, f)
+				}
+				for _, p := range []string{base.Target.SSH.PrivateKeyFile, base.Target.SSH.KnownHostsFile} {
+					dir := filepath.Dir(p)
+					if v := volumes[mounts[dir]]; v.Secret == nil || !slices.Contains(secretKeys, filepath.Base(p)) {
+						t.Errorf("%s: %s is not a key of the mounted SSH Secret", where, p)
+					}
+				}
+			case "node":
+				if !c.SecurityContext.Privileged {
+					t.Errorf("%s: the node plugin must be privileged", where)
+				}
+				ok := false
+				for _, vm := range c.VolumeMounts {
+					if vm.MountPath == "/var/lib/kubelet" && vm.MountPropagation == "Bidirectional" {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Errorf("%s: /var/lib/kubelet needs Bidirectional mount propagation", where)
+				}
+				for _, p := range []string{"/dev", "/sys"} {
+					if v := volumes[mounts[p]]; v.HostPath == nil || v.HostPath.Path != p {
+						t.Errorf("%s: %s must be the host's", where, p)
+					}
+				}
+				if v := volumes[mounts[flags["state-dir"]]]; v.HostPath == nil {
+					t.Errorf("%s: the node state dir must be on the host", where)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"StatefulSet/csi-provisioner", "StatefulSet/csi-attacher", "StatefulSet/csi-resizer",
+		"StatefulSet/livenessprobe", "DaemonSet/csi-node-driver-registrar", "DaemonSet/livenessprobe"} {
+		if !sidecars[want] {
+			t.Errorf("missing sidecar %s", want)
+		}
+	}
+	if !modes["controller"] || !modes["node"] {
+		t.Errorf("modes served: %v; want controller and node", modes)
+	}
+}
+
+// checkCSIArgs parses a container's args with the real csi command, so a
+// manifest can never pass a flag the binary does not have.
+func checkCSIArgs(t *testing.T, where string, args []string) map[string]string {
+	t.Helper()
+	if len(args) == 0 || args[0] != "csi" {
+		t.Errorf("%s: args %v must start with the csi subcommand", where, args)
+		return map[string]string{}
+	}
+	root := newRootCmd(strings.NewReader(""), io.Discard, io.Discard)
+	cmd, rest, err := root.Find(args)
+	if err != nil || cmd.Name() != "csi" {
+		t.Errorf("%s: %v", where, err)
+		return map[string]string{}
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Errorf("%s: args %v: %v", where, rest, err)
+	}
+	out := map[string]string{}
+	for _, name := range []string{"mode", "endpoint", "state-dir", "file", "fabric", "node-id"} {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			out[name] = strings.Trim(f.Value.String(), "[]")
+		}
+	}
+	return out
 }
