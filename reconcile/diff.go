@@ -102,6 +102,10 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	if len(sc.Volumes) == 0 {
 		d.undeclared()
 	}
+	if d.known && obs.HostNQN != "" && d.hostNQN != "" && obs.HostNQN != d.hostNQN {
+		d.p.Notes = append(d.p.Notes, fmt.Sprintf("this host presents %s but the state declares %s for %s: connects use the declared one",
+			obs.HostNQN, d.hostNQN, host))
+	}
 	if sc.Orphans {
 		d.orphans()
 	}
@@ -236,6 +240,12 @@ func (d *differ) present(v *spec.Volume) {
 	if !d.attachedHere(v) {
 		for _, c := range ctrls {
 			d.claimed[c.Name] = true
+			if !d.known {
+				// A wrong --host must not detach every volume.
+				d.block(KindDisconnect, RuleUnknownHost, Action{Volume: v.Name, Controller: c.Name, NQN: c.SubsysNQN,
+					Reason: fmt.Sprintf("host %q is not in the state's hosts (wrong --host?)", d.host)})
+				continue
+			}
 			d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("volume is not attached to %s", d.host))
 		}
 		return

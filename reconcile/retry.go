@@ -95,6 +95,9 @@ func (p RetryPolicy) DelayType(rnd func() float64) retry.DelayTypeFunc {
 // number of attempts made.
 func (p RetryPolicy) do(ctx context.Context, retryable func(error) bool, fn func(attempt uint) error) (uint, error) {
 	var attempts uint
+	if p.Attempts == 0 {
+		p.Attempts = 1 // retry-go reads 0 as "until it succeeds"
+	}
 	err := retry.Do(func() error {
 		attempts++
 		return fn(attempts)
