@@ -131,7 +131,7 @@ func diffCases() []diffCase {
 			want:  []string{"blocked:disconnect-orphan t-old"}, rule: RuleUnknownHost},
 		{name: "declared volumes stay connected on an undeclared host", volumes: volA, host: "node-x", disks: []rds.Disk{disk("t-a", gi)},
 			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
-			want: []string{"blocked:disconnect t-a"}, rule: RuleUnknownHost},
+			want:  []string{"blocked:disconnect t-a"}, rule: RuleUnknownHost},
 		{name: "foreign controller untouched", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
 			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), foreign}, want: nil},
 		{name: "undeclared disk kept without prune", volumes: volA, disks: []rds.Disk{disk("t-a", gi), disk("t-old", gi)},
