@@ -732,6 +732,12 @@ func (c *SSHClient) Grow(ctx context.Context, slot string, size int64) error {
 	}
 	d, err := c.Get(ctx, slot)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			relabelled := *e
+			relabelled.Op = op
+			return &relabelled
+		}
 		return err
 	}
 	switch {

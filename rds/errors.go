@@ -126,10 +126,7 @@ func transportRetryable(err error) bool {
 		return true
 	}
 	var em *ssh.ExitMissingError
-	if errors.As(err, &em) {
-		return true
-	}
-	return false
+	return errors.As(err, &em)
 }
 
 // routerosErrors maps error text RouterOS prints to a sentinel. Order matters:
@@ -210,8 +207,4 @@ func capOutput(out string) string {
 		return out[:max] + "..."
 	}
 	return out
-}
-
-func invalidf(op, slot, format string, args ...any) error {
-	return &Error{Op: op, Slot: slot, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)}
 }

@@ -116,7 +116,8 @@ func ParseDetail(out string) ([]map[string]string, error) {
 		if cur.col < 0 {
 			cur.col = indent(line)
 		}
-		cur.add(line)
+		// Joined at finish, when the lines after each are known.
+		cur.pending = append(cur.pending, line)
 	}
 	if err := flush(); err != nil {
 		return nil, err
@@ -246,7 +247,8 @@ type item struct {
 	text                strings.Builder
 	lastLine            string
 	width               int
-	inComment           bool // the comment line may still continue
+	inComment           bool     // the comment line may still continue
+	pending             []string // continuation lines, joined by finish
 	quote               quoteState
 	// col is the column where this item's fields start (-1 until known).
 	// Continuation lines are indented to it; a row number stands left of
@@ -291,7 +293,7 @@ func (it *item) first(line string, offset int) error {
 		it.lastLine = line
 		return nil
 	}
-	it.add(rest)
+	it.add(rest, nil)
 	// lineFull must measure the whole printed line, row number included.
 	it.lastLine = line
 	return nil
@@ -300,7 +302,7 @@ func (it *item) first(line string, offset int) error {
 // add appends a continuation line, deciding whether the line break was a
 // separator between fields (join with a space) or fell inside a token that
 // RouterOS cut at the console width (join with nothing).
-func (it *item) add(line string) {
+func (it *item) add(line string, next []string) {
 	frag := strings.TrimLeft(line, " \t")
 	if it.inComment {
 		if it.lineFull() && !startsWithKey(frag) {
@@ -334,6 +336,10 @@ func (it *item) add(line string) {
 		sep = " "
 	case endsInsideKey(prev):
 		// A field name cut at the console width.
+	case it.keyAhead(line, next):
+		// "port=36660" filled the line and the next field's name was
+		// itself cut: "nvme-tcp-serv" + "er-nqn=...".
+		sep = " "
 	case startsWithKey(frag):
 		sep = " "
 	case groupedTail.MatchString(tail(prev)) && threeDigits.MatchString(frag),
@@ -367,8 +373,10 @@ func tail(s string) string {
 
 // lineFull reports whether the last line reached the console width, i.e. the
 // break that follows it may be a hard cut rather than a wrap between fields.
-func (it *item) lineFull() bool {
-	return it.width > 0 && utf8.RuneCountInString(strings.TrimRight(it.lastLine, " \t")) >= it.width
+func (it *item) lineFull() bool { return it.full(it.lastLine) }
+
+func (it *item) full(line string) bool {
+	return it.width > 0 && utf8.RuneCountInString(strings.TrimRight(line, " \t")) >= it.width
 }
 
 // endsInsideKey reports whether s ends with a partial field name: its last
@@ -439,7 +447,38 @@ func keyLen(s string) int {
 
 func startsWithKey(s string) bool { return keyLen(s) > 0 }
 
+// keyAhead reports whether frag and the full lines after it spell a field
+// name followed by '=' without a space: only a field name cut over several
+// lines looks like that, never a value continuing.
+func (it *item) keyAhead(line string, next []string) bool {
+	s := strings.TrimSpace(line)
+	name := 0 // name characters seen so far, over all pieces
+	for k := 0; ; k++ {
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case c == '=':
+				return name > 0
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+				name++
+			default:
+				return false
+			}
+		}
+		// The whole piece is name characters: it continues only if its
+		// line was full.
+		if k >= len(next) || k >= 4 || !it.full(line) {
+			return false
+		}
+		line = next[k]
+		s = strings.TrimSpace(line)
+	}
+}
+
 func (it *item) finish() (map[string]string, error) {
+	for i, line := range it.pending {
+		it.add(line, it.pending[i+1:])
+	}
 	m, err := parseFields(it.text.String())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
