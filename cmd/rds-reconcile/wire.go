@@ -141,7 +141,12 @@ func newFabric(g *globals, st *spec.State) (reconcile.Fabric, *sizeTable, error)
 	case g.fabric == "none":
 		return nil, nil, nil
 	case g.fabric == "linux":
-		return fabric.NewLinux(fabric.LinuxOptions{ManagedPrefixes: prefixes, Logger: g.logger()}), nil, nil
+		l := fabric.NewLinux(fabric.LinuxOptions{ManagedPrefixes: prefixes, Logger: g.logger()})
+		if err := l.Usable(context.Background()); err != nil {
+			g.logger().Warn("this host cannot connect NVMe/TCP: connects will fail (modprobe nvme-tcp as root; "+
+				"--fabric none on a machine that is no NVMe host; --fabric sim:DIR to try rds-reconcile out)", "err", err)
+		}
+		return l, nil, nil
 	case strings.HasPrefix(g.fabric, "sim:"):
 		dir := strings.TrimPrefix(g.fabric, "sim:")
 		if dir == "" {
