@@ -52,19 +52,24 @@ func checkDetailMatchesJSON(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		terse, err := rds.ParseTerse(srv.Exec(`/disk print terse where slot~"^pvc-"`))
+		if err != nil {
+			t.Fatal(err)
+		}
 		_ = srv.Close()
-		if len(detail) != 40 || len(js) != 40 {
-			t.Fatalf("width %d: %d detail items, %d json items", width, len(detail), len(js))
+		if len(detail) != 40 || len(js) != 40 || len(terse) != 40 {
+			t.Fatalf("width %d: %d detail items, %d json items, %d terse items", width, len(detail), len(js), len(terse))
 		}
 		for i := range js {
 			a, err1 := rds.DiskFromFields(detail[i])
 			b, err2 := rds.DiskFromFields(js[i])
-			if err1 != nil || err2 != nil {
-				t.Fatalf("seed %d width %d item %d: %v %v", seed, width, i, err1, err2)
+			c, err3 := rds.DiskFromFields(terse[i])
+			if err1 != nil || err2 != nil || err3 != nil {
+				t.Fatalf("seed %d width %d item %d: %v %v %v", seed, width, i, err1, err2, err3)
 			}
-			a.Fields, b.Fields = nil, nil
-			if !reflect.DeepEqual(a, b) {
-				t.Errorf("seed %d width %d item %d:\ndetail %+v\njson   %+v", seed, width, i, a, b)
+			a.Fields, b.Fields, c.Fields = nil, nil, nil
+			if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(c, b) {
+				t.Errorf("seed %d width %d item %d:\ndetail %+v\nterse  %+v\njson   %+v", seed, width, i, a, c, b)
 			}
 		}
 	}
