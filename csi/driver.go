@@ -242,8 +242,8 @@ func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabili
 }
 
 // Probe reports ready when the RDS answers (controller) and the host's NVMe
-// fabric can be listed (node). Not ready is a normal answer, not an error,
-// so the liveness probe keeps the plugin running while the RDS is away.
+// fabric can be listed (node). Not ready is an answer (ready: false, with
+// the reason logged), not an error: the plugin itself is working.
 func (i *identity) Probe(ctx context.Context, _ *csi.ProbeRequest) (*csi.ProbeResponse, error) {
 	var problems []string
 	if c := i.d.controller; c != nil {
