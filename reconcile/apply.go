@@ -161,7 +161,7 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 	}
 	res := &Result{}
 	var mu sync.Mutex
-	failed := map[string]string{} // volume -> what failed
+	failed := map[string][]Kind{} // volume -> kinds that failed or were skipped
 	report := func(ar ActionResult) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -174,13 +174,11 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 			res.Skipped++
 		case ar.Err != nil:
 			res.Failed++
-			if ar.Action.Volume != "" {
-				if _, ok := failed[ar.Action.Volume]; !ok {
-					failed[ar.Action.Volume] = string(ar.Action.Kind)
-				}
-			}
 		default:
 			res.Succeeded++
+		}
+		if (ar.Skipped || ar.Err != nil) && ar.Action.Volume != "" {
+			failed[ar.Action.Volume] = append(failed[ar.Action.Volume], ar.Action.Kind)
 		}
 		result := "ok"
 		if ar.Skipped {
@@ -237,7 +235,7 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 				}
 				for _, a := range acts {
 					mu.Lock()
-					why, dep := failed[a.Volume]
+					why, dep := blockedBy(a, failed[a.Volume])
 					mu.Unlock()
 					switch {
 					case ctx.Err() != nil:
@@ -271,6 +269,34 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 	slices.SortStableFunc(res.Actions, func(a, b ActionResult) int { return pos[actionKey(a.Action)] - pos[actionKey(b.Action)] })
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// dependsOn lists the earlier kinds of the same volume k needs: a connect
+// needs the disk and its export, a rescan the grow, a delete the
+// disconnect. Timeout updates and disconnects need nothing before them.
+func dependsOn(k Kind) []Kind {
+	switch k {
+	case KindConnect, KindReconnect:
+		return []Kind{KindCreate, KindFixExport}
+	case KindRescan:
+		return []Kind{KindCreate, KindGrow}
+	case KindDelete:
+		return []Kind{KindDisconnect}
+	case KindRemoveFile:
+		return []Kind{KindDisconnect, KindDelete}
+	}
+	return nil
+}
+
+// blockedBy says whether a must be skipped because a step it depends on
+// failed or was skipped, and which.
+func blockedBy(a Action, failed []Kind) (Kind, bool) {
+	for _, f := range failed {
+		if slices.Contains(dependsOn(a.Kind), f) {
+			return f, true
+		}
+	}
+	return "", false
 }
 
 func actionKey(a Action) string {

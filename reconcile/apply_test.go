@@ -1,12 +1,17 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,5 +285,129 @@ func TestStatusConditions(t *testing.T) {
 	}
 	if len(s.Orphans) != 1 || s.Orphans[0].Controller != "nvme9" {
 		t.Errorf("orphans = %+v", s.Orphans)
+	}
+}
+
+// countingFabric records the most connects in flight at once.
+type countingFabric struct {
+	*fakeFabric
+	mu       sync.Mutex
+	cur, max int
+}
+
+func (c *countingFabric) Connect(ctx context.Context, req fabric.ConnectRequest) (fabric.Controller, error) {
+	c.mu.Lock()
+	c.cur++
+	c.max = max(c.max, c.cur)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.cur--
+		c.mu.Unlock()
+	}()
+	return c.fakeFabric.Connect(ctx, req)
+}
+
+func TestApplyParallelismIsBounded(t *testing.T) {
+	var vols strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&vols, "  - {name: t-%02d, size: 1Gi, attachments: [node-a]}\n", i)
+	}
+	st := state(t, vols.String())
+	fr := newFakeRDS()
+	ff := newFakeFabric(fr)
+	ff.latency = 20 * time.Millisecond
+	cf := &countingFabric{fakeFabric: ff}
+	r := New(Options{RDS: fr, Fabric: cf, Host: "node-a", Parallelism: 3})
+	res, err := r.Reconcile(context.Background(), st, Full(false))
+	if err != nil || res.Err() != nil {
+		t.Fatal(err, res.Err())
+	}
+	if cf.max != 3 {
+		t.Errorf("at most %d connects at once, want 3", cf.max)
+	}
+}
+
+func TestDiffDoesNotChangeItsInputs(t *testing.T) {
+	st := state(t, volA)
+	obs := &Observed{Fabric: true, RDS: &rds.Inventory{Disks: []rds.Disk{disk("t-b", gi), disk("t-a", gi)}},
+		Controllers: []fabric.Controller{ctrl("nvme1", "t-z", defTimeouts), ctrl("nvme0", "t-a", defTimeouts)}}
+	before, _ := json.Marshal(obs)
+	stBefore, _ := json.Marshal(st)
+	p1 := Diff(st, obs, "node-a", Full(true))
+	p2 := Diff(st, obs, "node-a", Full(true))
+	after, _ := json.Marshal(obs)
+	stAfter, _ := json.Marshal(st)
+	if !bytes.Equal(before, after) || !bytes.Equal(stBefore, stAfter) {
+		t.Error("Diff changed its inputs")
+	}
+	j1, _ := json.Marshal(p1)
+	j2, _ := json.Marshal(p2)
+	if !bytes.Equal(j1, j2) {
+		t.Error("Diff is not deterministic")
+	}
+}
+
+func TestReconnectSkipsConnectWhenDisconnectFails(t *testing.T) {
+	st := state(t, `  - {name: t-a, size: 1Gi, attachments: [node-a], connection: {keepAliveTmo: 15}}
+`)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	ff := newFakeFabric(fr)
+	ff.add(ctrl("nvme0", "t-a", defTimeouts))
+	ff.fail["disconnect"] = []error{errors.New("EPERM")}
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	res, err := r.Reconcile(context.Background(), st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 1 || slices.Contains(ff.ops, "connect") {
+		t.Errorf("result %+v, ops %q: want the reconnect failed before connecting", res.Actions, ff.ops)
+	}
+}
+
+func TestApplyDependencies(t *testing.T) {
+	// t-a: grow fails: its rescan is skipped, its timeout update still runs.
+	st := state(t, `  - {name: t-a, size: 2Gi, attachments: [node-a], connection: {ctrlLossTmo: 600}}
+  - {name: t-b, state: absent}
+`)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	fr.addDisk(disk("t-b", gi))
+	fr.fail["grow"] = []error{&rds.Error{Op: "grow", Err: rds.ErrNoSpace}}
+	ff := newFakeFabric(fr)
+	ff.add(ctrl("nvme0", "t-a", defTimeouts))
+	ff.add(ctrl("nvme1", "t-b", defTimeouts))
+	// t-b: the disconnect fails: the delete must not run.
+	ff.fail["disconnect"] = []error{errors.New("EPERM")}
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	ctx := context.Background()
+	p, err := r.Plan(ctx, st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Apply(ctx, st, p, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, ar := range res.Actions {
+		state := "ok"
+		if ar.Skipped {
+			state = "skipped"
+		} else if ar.Err != nil {
+			state = "failed"
+		}
+		got[string(ar.Action.Kind)+" "+ar.Action.Volume] = state
+	}
+	want := map[string]string{"grow t-a": "failed", "rescan t-a": "skipped", "set-timeouts t-a": "ok",
+		"disconnect t-b": "failed", "delete t-b": "skipped"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s, want %s (all: %v)", k, got[k], v, got)
+		}
+	}
+	if slices.Contains(fr.ops, "delete") {
+		t.Error("a disk was deleted while its controller is still connected")
 	}
 }

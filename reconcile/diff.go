@@ -356,10 +356,14 @@ func (d *differ) detach(kind Kind, volume string, c fabric.Controller, reason st
 
 func (d *differ) absent(v *spec.Volume) {
 	nqn := d.st.NQN(v.Name)
+	busy := ""
 	if d.obs.Fabric {
 		for _, c := range d.byNQN[nqn] {
 			d.claimed[c.Name] = true
 			d.detach(KindDisconnect, v.Name, c, "volume is absent")
+			if ok, by := inUse(c); ok {
+				busy = by
+			}
 		}
 	}
 	if d.obs.RDS == nil {
@@ -368,6 +372,9 @@ func (d *differ) absent(v *spec.Volume) {
 	fp := d.st.FilePath(v.Name)
 	disk := d.disk(v.Name)
 	switch {
+	case disk != nil && busy != "":
+		d.block(KindDelete, RuleInUse, Action{Volume: v.Name, Slot: v.Name, FilePath: disk.FilePath, Size: disk.Size,
+			Reason: "volume is absent but still in use on this host: " + busy})
 	case disk != nil && v.Protect:
 		d.block(KindDelete, RuleProtected, Action{Volume: v.Name, Slot: v.Name, FilePath: disk.FilePath,
 			Reason: "volume is absent but protected: remove protect: true to delete it"})

@@ -89,9 +89,9 @@ func diffCases() []diffCase {
 		{name: "absent and connected: disconnect before delete", volumes: `  - {name: t-a, state: absent}
 `, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
 			want: []string{"disconnect t-a", "delete t-a"}},
-		{name: "absent and mounted: disconnect blocked, delete skipped by dependency", volumes: `  - {name: t-a, state: absent}
+		{name: "absent and mounted: disconnect and delete blocked", volumes: `  - {name: t-a, state: absent}
 `, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{mounted(ctrl("nvme0", "t-a", defTimeouts))},
-			want: []string{"blocked:disconnect t-a", "delete t-a"}, rule: RuleInUse},
+			want: []string{"blocked:disconnect t-a", "blocked:delete t-a"}, rule: RuleInUse},
 		{name: "attached elsewhere: disconnect here", volumes: `  - {name: t-a, size: 1Gi, attachments: [node-b]}
 `, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
 			want: []string{"disconnect t-a"}},

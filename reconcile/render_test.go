@@ -101,3 +101,33 @@ func TestReadPlanRejectsOtherVersions(t *testing.T) {
 		t.Error("format_version 9 accepted")
 	}
 }
+
+func TestRenderApplyGolden(t *testing.T) {
+	p := goldenPlan(t)
+	res := &Result{Duration: 1234 * time.Millisecond, Blocked: 2}
+	for i, a := range p.Actions {
+		if a.Kind == KindBlocked {
+			continue
+		}
+		ar := ActionResult{Action: a, Duration: time.Duration(i+1) * 7 * time.Millisecond, Attempts: 1}
+		switch a.Kind {
+		case KindGrow:
+			ar.Attempts, ar.Err = 3, retryableErr
+			res.Failed++
+		case KindRescan:
+			ar = ActionResult{Action: a, Skipped: true, SkipReason: "an earlier step (grow) of volume t-c failed"}
+			res.Skipped++
+		default:
+			res.Succeeded++
+		}
+		res.Actions = append(res.Actions, ar)
+	}
+	var b bytes.Buffer
+	for _, ar := range res.Actions {
+		b.WriteString(ResultLine(ar) + "\n")
+	}
+	if err := RenderResultSummary(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "apply.txt", b.Bytes())
+}
