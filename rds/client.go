@@ -89,6 +89,7 @@ type SSHClient struct {
 
 	roundTrips atomic.Int64
 	dials      atomic.Int64
+	jsonOff    atomic.Bool // JSON output proved unusable: stick to print detail
 }
 
 // connState is one SSH connection and what we learned about the router
@@ -476,7 +477,7 @@ func (l *lockedBuffer) String() string {
 
 // useJSON probes once per connection whether :serialize exists.
 func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
-	if c.cfg.DisableJSON {
+	if c.cfg.DisableJSON || c.jsonOff.Load() {
 		return false, nil
 	}
 	cs, err := c.connect(ctx)
@@ -497,7 +498,8 @@ func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	switch t := strings.TrimSpace(out); {
-	case strings.HasPrefix(t, "["):
+	case t == "" || strings.HasPrefix(t, "["):
+		// An empty array may print as nothing at all.
 		cs.json = true
 	case errors.Is(classifyOutput(t), ErrRejected):
 		// "bad command name serialize": RouterOS before 7.13.
@@ -561,6 +563,20 @@ func (c *SSHClient) List(ctx context.Context) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, err
 	}
+	inv, err := c.list(ctx, rc)
+	if err != nil && rc.json && errors.Is(err, ErrRejected) {
+		// RouterOS may cap the length of a string :put prints, which would
+		// cut the JSON of a large inventory. `print detail` has no such
+		// limit: use it from now on.
+		c.log.Warn("rds JSON listing unusable; falling back to print detail for this client", "err", err)
+		c.jsonOff.Store(true)
+		rc.json = false
+		return c.list(ctx, rc)
+	}
+	return inv, err
+}
+
+func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error) {
 	cmd := rc.list()
 	out, err := c.run(ctx, "list", "", cmd, false)
 	if err != nil {
@@ -568,7 +584,12 @@ func (c *SSHClient) List(ctx context.Context) (Inventory, error) {
 	}
 	sections, err := splitSections(out)
 	if err != nil {
-		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Err: err}
+		var e *Error
+		if errors.As(err, &e) {
+			e.Command = cmd
+			return Inventory{}, e
+		}
+		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Retryable: IsRetryable(err), Err: err}
 	}
 	var inv Inventory
 	diskItems, err := parseSection("list disks", "", cmd, sections[markDisks], rc.json)

@@ -845,3 +845,34 @@ func TestSimSilentPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestSimJSONFallback: if RouterOS cuts or mangles the JSON of a listing
+// (long :put strings), List falls back to print detail and stays there.
+func TestSimJSONFallback(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	c := newClient(t, clientConfig(t, srv))
+	ctx := ctxT(t)
+	if err := c.Create(ctx, createReq("pvc-a", gib)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.List(ctx); err != nil { // probe: JSON
+		t.Fatal(err)
+	}
+	cut := "##rds-reconcile:disks\n[{\".id\":\"*2\",\"slot\":\"pvc-a\",\"si\n##rds-reconcile:files\n[]\n##rds-reconcile:pool\n[]\n##rds-reconcile:end\n"
+	srv.SetFaults(sim.Faults{FailNext: []string{cut}})
+	sent := len(srv.Commands())
+	inv, err := c.List(ctx)
+	if err != nil || len(inv.Disks) != 1 || inv.Disks[0].Size != gib {
+		t.Fatalf("List = %+v, %v", inv, err)
+	}
+	cmds := srv.Commands()[sent:]
+	if len(cmds) != 2 || strings.Contains(cmds[1], "serialize") {
+		t.Errorf("fallback commands = %q, want the JSON list then a detail list", cmds)
+	}
+	if _, err := c.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if last := srv.Commands()[len(srv.Commands())-1]; strings.Contains(last, "serialize") {
+		t.Errorf("JSON used again after it proved unusable: %s", last)
+	}
+}
