@@ -102,6 +102,12 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	if len(sc.Volumes) == 0 {
 		d.undeclared()
 	}
+	if obs.RDS == nil {
+		d.p.Notes = append(d.p.Notes, "the RDS is not observed (no RDS client): its disks are neither checked nor changed")
+	}
+	if !obs.Fabric {
+		d.p.Notes = append(d.p.Notes, "this host's controllers are not observed (no fabric): nothing is connected or disconnected")
+	}
 	if d.known && obs.HostNQN != "" && d.hostNQN != "" && obs.HostNQN != d.hostNQN {
 		d.p.Notes = append(d.p.Notes, fmt.Sprintf("this host presents %s but the state declares %s for %s: connects use the declared one",
 			obs.HostNQN, d.hostNQN, host))

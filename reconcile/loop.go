@@ -183,6 +183,17 @@ func (r *Reconciler) pass(ctx context.Context, lo LoopOptions, backoff map[strin
 		} else {
 			out.Result = res
 			passErr = res.Err()
+			for _, ar := range res.Actions {
+				result := "ok"
+				switch {
+				case ar.Skipped:
+					result = "skipped: " + ar.SkipReason
+				case ar.Err != nil:
+					result = "error: " + ar.Err.Error()
+				}
+				log.Info("action", "kind", ar.Action.Kind, "volume", ar.Action.Volume, "controller", ar.Action.Controller,
+					"result", result, "attempts", ar.Attempts, "duration", ar.Duration)
+			}
 			pol := PolicyFrom(st)
 			bad := map[string]bool{}
 			for _, ar := range res.Actions {

@@ -127,7 +127,11 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 		return fail(err)
 	}
 	if !p.HasChanges() {
-		fmt.Fprintln(g.stdout, "\nNothing to apply.")
+		if n := p.Summary().Blocked; n > 0 {
+			fmt.Fprintf(g.stdout, "\nNothing to apply: %d action(s) are blocked by safety rules (marked !).\n", n)
+		} else {
+			fmt.Fprintln(g.stdout, "\nNothing to apply.")
+		}
 		return nil
 	}
 	if saved == nil && !f.autoApprove {
