@@ -510,7 +510,12 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	nodeExpansion := req.GetVolumeCapability().GetBlock() == nil
 	old := v.Size.Bytes
 	if want <= old {
-		// Never shrink; an equal or smaller request is already satisfied.
+		// Never shrink: an equal or smaller request is satisfied by the
+		// size the layer already says, once the RDS has it (a retry after
+		// a failed grow lands here, so reconcile rather than trust).
+		if err := c.reconcile(ctx, id); err != nil {
+			return nil, statusOf("growing the volume on the RDS", err)
+		}
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: old, NodeExpansionRequired: nodeExpansion}, nil
 	}
 	setSize := func(size int64) func(*spec.State) error {

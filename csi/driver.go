@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -127,8 +128,8 @@ func New(opts Options) (*Driver, error) {
 		if opts.Node == nil {
 			return nil, errors.New("node mode needs a node configuration")
 		}
-		if opts.NodeID == "" {
-			return nil, errors.New("node mode needs a node id (--node-id)")
+		if !validNodeID(opts.NodeID) {
+			return nil, fmt.Errorf("node id %q: give the Kubernetes node name (--node-id): letters, digits, '.', '_' or '-', at most 253", opts.NodeID)
 		}
 		n, err := newNode(opts.NodeID, *opts.Node, opts.Logger)
 		if err != nil {
@@ -262,6 +263,12 @@ func (i *identity) Probe(ctx context.Context, _ *csi.ProbeRequest) (*csi.ProbeRe
 	}
 	return &csi.ProbeResponse{Ready: wrapperspb.Bool(true)}, nil
 }
+
+// nodeIDRE is what a node id may hold: it names a host in the state and
+// the node layer file (node-<id>.yaml), so no path separators.
+var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+
+func validNodeID(id string) bool { return len(id) <= 253 && nodeIDRE.MatchString(id) }
 
 // invalid is an InvalidArgument status.
 func invalid(format string, a ...any) error {

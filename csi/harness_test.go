@@ -99,7 +99,7 @@ const testNQNPrefix = "nqn.2000-02.com.mikrotik:"
 
 // newEnv starts a RouterOS simulator with a pool of poolSize bytes and
 // writes a base state naming it.
-func newEnv(t *testing.T, poolSize int64) *env {
+func newEnv(t testing.TB, poolSize int64) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -191,7 +191,7 @@ func (e *env) nodeConfig() *NodeConfig {
 
 // serve starts a driver in mode on a unix socket and returns its address and
 // a client connection.
-func (e *env) serve(t *testing.T, mode Mode) (string, *grpc.ClientConn, *Driver) {
+func (e *env) serve(t testing.TB, mode Mode) (string, *grpc.ClientConn, *Driver) {
 	t.Helper()
 	opts := Options{Mode: mode, NodeID: e.nodeID, Version: "test"}
 	if mode != ModeNode {
@@ -241,7 +241,7 @@ func mountCap() *csi.VolumeCapability {
 // listenerAddr keeps net imported for the helpers above on every platform.
 var _ net.Listener
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

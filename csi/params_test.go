@@ -240,3 +240,14 @@ func TestSplitMountFlags(t *testing.T) {
 		t.Error("whitespace accepted")
 	}
 }
+
+func TestValidNodeID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"worker-1": true, "ip-10-0-0-1.eu-west-1.compute.internal": true, "Node_A": true,
+		"": false, "../etc": false, "a/b": false, "-x": false, strings.Repeat("a", 254): false,
+	} {
+		if got := validNodeID(id); got != want {
+			t.Errorf("validNodeID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
