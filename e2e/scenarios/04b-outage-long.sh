@@ -17,7 +17,13 @@ volumes:
 EOT
 N=${NQNP}e2e-a
 cond() { http_status && e2etool json "volumes[name=$1].condition" /tmp/status.json; }
-not_ready() { http_status && [ "$(e2etool json "volumes[name=$1].condition" /tmp/status.json)" != Ready ]; }
+# dropped_not_ready NAME: /status already shows the controller gone (not
+# "connecting" any more), and the volume is not Ready.
+dropped_not_ready() {
+	http_status || return 1
+	[ "$(e2etool json "volumes[name=$1].host.state" /tmp/status.json 2>/dev/null)" != connecting ] &&
+		[ "$(e2etool json "volumes[name=$1].condition" /tmp/status.json)" != Ready ]
+}
 # hup: ask the loop for a pass now (SIGHUP), rather than wait for its interval.
 hup() { kill -HUP "$(cat /tmp/run.pid)"; }
 
@@ -38,10 +44,14 @@ wait_for 30 "e2e-a Degraded in /status (kernel reconnecting)" status_condition_i
 e2etool json "volumes[name=e2e-a]" /tmp/status.json
 wait_for 60 "kernel dropped $c" no_ctrl "$N"
 hup
-wait_for 30 "e2e-a not Ready in /status while the target is away" not_ready e2e-a
+wait_for 30 "e2e-a dropped and not Ready in /status while the target is away" dropped_not_ready e2e-a
 e2etool json "volumes[name=e2e-a]" /tmp/status.json
 assert_eq Ready "$(cond e2e-b)" "e2e-b during e2e-a's outage"
+backed_off() { grep -q 'volume backs off.*volume=e2e-a' /tmp/run.err; }
+wait_for 60 "the loop tried to reconnect e2e-a, failed and backs off" backed_off
+grep 'e2e-a' /tmp/run.err | grep -iE 'WARN|ERROR' | tail -3
 no_ctrl "$N" || fail "e2e-a connected while its target is away"
+http_status && e2etool json "volumes[name=e2e-a]" /tmp/status.json
 outage_end "$N"
 
 step "the run loop reconnects"

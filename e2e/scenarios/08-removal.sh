@@ -34,24 +34,21 @@ wait_for 10 "e2e-gone no longer exported" not_exported "${NQNP}e2e-gone"
 nqn_state_is "${NQNP}e2e-keep" live || fail "e2e-keep lost its controller"
 rr_rc 0 plan --detailed-exitcode -f /tmp/state.yaml
 
-step "e2e-keep (protect: true) set absent: not deleted, and the plan says why"
+step "e2e-keep (protect: true) set absent: refused, nothing deleted, and it says why"
 make_state /tmp/state.yaml <<'EOT'
 volumes:
   - name: e2e-keep
     state: absent
     protect: true
 EOT
-log "\$ rds-reconcile --host vm plan --detailed-exitcode -f /tmp/state.yaml"
-rr plan --detailed-exitcode -f /tmp/state.yaml >/tmp/rr.out 2>&1
-rc=$?
-cat /tmp/rr.out
-[ "$rc" = 3 ] || fail "plan for a protected absent volume: exit $rc, want 3 (blocked)"
-grep -E '^ *! .*e2e-keep' /tmp/rr.out || fail "plan does not show the delete of e2e-keep as blocked (!)"
-grep -q 'rule protect' /tmp/rr.out || fail "plan does not name the protect rule"
-rr apply --auto-approve -f /tmp/state.yaml >/tmp/rr.out 2>&1
-cat /tmp/rr.out
+# spec refuses this state outright (a protected volume is never deleted), so
+# neither plan nor apply touches anything.
+rr_rc 1 plan --detailed-exitcode -f /tmp/state.yaml
+grep -q 'protected volume is never deleted' /tmp/rr.out || fail "plan does not say the volume is protected"
+rr_rc 1 apply --auto-approve -f /tmp/state.yaml
 [ -n "$(backing_file e2e-keep)" ] || fail "protected e2e-keep.img deleted"
 exported "${NQNP}e2e-keep" || fail "protected e2e-keep no longer exported"
+nqn_state_is "${NQNP}e2e-keep" live || fail "protected e2e-keep disconnected by a refused state"
 
 step "an empty state never prunes, even with --prune"
 make_state /tmp/state.yaml <<'EOT'

@@ -305,7 +305,7 @@ assert_timeouts() {
 vol_dev() { _c=$(ctrl "$NQNP$1") && ns_dev "$_c"; }
 
 # http_status: the run loop's /status JSON into /tmp/status.json.
-http_status() { wget -q -T 5 -O /tmp/status.json "http://127.0.0.1:9100/status"; }
+http_status() { e2etool http -o /tmp/status.json http://127.0.0.1:9100/status; }
 # status_condition_is NAME COND: /status (or status -o json) says NAME is COND.
 status_condition_is() {
 	http_status || return 1

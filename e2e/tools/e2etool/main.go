@@ -13,11 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -30,6 +32,9 @@ func main() {
 const usage = `usage:
   e2etool connect -nqn NQN -addr ADDR [-port 4420] [-hostnqn H] [-ctrl-loss-tmo N] [-reconnect-delay N] [-keep-alive-tmo N]
       connect over NVMe/TCP through /dev/nvme-fabrics; prints the controller name (nvmeN)
+  e2etool http [-o FILE] [-timeout 5s] URL
+      GET URL; the body to stdout or FILE; fails unless the status is 200
+      (busybox wget in the static busybox crashes resolving addresses)
   e2etool json PATH [FILE]
       print the value at PATH (a.b[0].c, list[key=value].field, list.#) of the JSON in FILE or stdin
 `
@@ -45,6 +50,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdConnect(ctx, args[1:], stdout, stderr)
 	case "json":
 		err = cmdJSON(args[1:], stdin, stdout)
+	case "http":
+		err = cmdHTTP(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -168,6 +175,50 @@ func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("connect: %w", err)
 	}
 	fmt.Fprintf(stdout, "nvme%d\n", inst)
+	return nil
+}
+
+func cmdHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("http", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "write the body to this file (atomically) instead of stdout")
+	timeout := fs.Duration("timeout", 5*time.Second, "whole request deadline")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("http: want one URL")
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fs.Arg(0), nil)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("http: read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("http: %s: %s: %s", fs.Arg(0), resp.Status, strings.TrimSpace(string(body)))
+	}
+	if *out == "" {
+		_, err = stdout.Write(body)
+		return err
+	}
+	// A poller reading FILE never sees half a body.
+	tmp := *out + ".tmp"
+	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
 	return nil
 }
 

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -92,5 +96,31 @@ func TestUsage(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"connect"}, nil, &out, &out); code != 1 {
 		t.Fatalf("connect without nqn: code %d", code)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			w.Write([]byte(`{"volumes":[]}`))
+			return
+		}
+		http.Error(w, "no pass finished yet", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "status.json")
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"http", "-o", out, srv.URL + "/status"}, nil, &stderr, &stderr); code != 0 {
+		t.Fatalf("http /status: code %d: %s", code, stderr.String())
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != `{"volumes":[]}` {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"http", srv.URL + "/other"}, nil, &stderr, &stderr); code != 1 {
+		t.Fatalf("503: code %d", code)
+	}
+	if !strings.Contains(stderr.String(), "no pass finished yet") {
+		t.Fatalf("503 error does not carry the body: %s", stderr.String())
 	}
 }
