@@ -809,7 +809,8 @@ func TestSimSilentPeer(t *testing.T) {
 	cfg := clientConfig(t, srv)
 	cfg.Address = hole.ln.Addr().String()
 	cfg.KnownHostsFile = knownHosts(t, knownhosts.Line([]string{knownhosts.Normalize(cfg.Address)}, srv.HostKey()))
-	cfg.Timeout = 300 * time.Millisecond
+	// Long enough for a handshake on a loaded machine under -race.
+	cfg.Timeout = time.Second
 	t.Run("command-honours-deadline", func(t *testing.T) {
 		c := newClient(t, cfg)
 		if _, err := c.List(ctxT(t)); err != nil {
@@ -834,9 +835,9 @@ func TestSimSilentPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 		hole.Freeze()
-		// Keepalive every 50ms, unanswered after Timeout (300ms): the
+		// Keepalive every 50ms, unanswered after Timeout (1s): the
 		// connection is dropped before the next command needs it.
-		time.Sleep(time.Second)
+		time.Sleep(2500 * time.Millisecond)
 		if _, err := c.List(ctxT(t)); err != nil {
 			t.Fatalf("List after the peer went silent: %v", err)
 		}
