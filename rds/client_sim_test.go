@@ -403,9 +403,23 @@ func TestSimAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
-	var authorized []ssh.PublicKey
-	for _, k := range []any{&rsaKey.PublicKey, &ecKey.PublicKey, edPub} {
+	// An ed25519 key encrypted with passphrase "key-pass" and one bcrypt
+	// round (ssh-keygen -a 1): the default 16 rounds take seconds under
+	// -race. A test fixture, not a secret.
+	encrypted, err := os.ReadFile("testdata/keys/ed25519_passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPubLine, err := os.ReadFile("testdata/keys/ed25519_passphrase.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, _, _, _, err := ssh.ParseAuthorizedKey(edPubLine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorized := []ssh.PublicKey{edPub}
+	for _, k := range []any{&rsaKey.PublicKey, &ecKey.PublicKey} {
 		p, err := ssh.NewPublicKey(k)
 		if err != nil {
 			t.Fatal(err)
@@ -414,28 +428,20 @@ func TestSimAuth(t *testing.T) {
 	}
 	srv := startSim(t, sim.Options{JSON: true, Password: password, AuthorizedKeys: authorized})
 	ctx := ctxT(t)
-	pemOf := func(k any, pass string) []byte {
-		var blk *pem.Block
-		var err error
-		if pass == "" {
-			blk, err = ssh.MarshalPrivateKey(k, "")
-		} else {
-			blk, err = ssh.MarshalPrivateKeyWithPassphrase(k, "", []byte(pass))
-		}
+	pemOf := func(k any) []byte {
+		blk, err := ssh.MarshalPrivateKey(k, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return pem.EncodeToMemory(blk)
 	}
-	// bcrypt-encrypted keys are slow to make under -race: make one.
-	encrypted := pemOf(edKey, "key-pass")
 	for _, tc := range []struct {
 		name string
 		key  []byte
 		pass string
 	}{
-		{"rsa", pemOf(rsaKey, ""), ""},
-		{"ecdsa", pemOf(ecKey, ""), ""},
+		{"rsa", pemOf(rsaKey), ""},
+		{"ecdsa", pemOf(ecKey), ""},
 		{"ed25519-passphrase", encrypted, "key-pass"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -451,6 +457,11 @@ func TestSimAuth(t *testing.T) {
 		cfg.PrivateKey = encrypted
 		if _, err := rds.New(cfg); !errors.Is(err, rds.ErrInvalid) {
 			t.Errorf("err = %v", err)
+		}
+		cfg.Passphrase = []byte("wrong-passphrase-42")
+		_, err := rds.New(cfg)
+		if !errors.Is(err, rds.ErrInvalid) || strings.Contains(err.Error(), "wrong-passphrase-42") {
+			t.Errorf("wrong passphrase: err = %v", err)
 		}
 	})
 	t.Run("password", func(t *testing.T) {
