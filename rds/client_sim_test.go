@@ -746,8 +746,9 @@ type blackhole struct {
 }
 
 type holeConn struct {
-	mu     sync.Mutex
-	frozen bool
+	mu       sync.Mutex
+	frozen   bool
+	down, up net.Conn
 }
 
 func (h *holeConn) isFrozen() bool {
@@ -774,7 +775,7 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 				_ = c.Close()
 				continue
 			}
-			hc := &holeConn{}
+			hc := &holeConn{down: c, up: up}
 			b.mu.Lock()
 			b.conns = append(b.conns, hc)
 			b.mu.Unlock()
@@ -801,6 +802,17 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 		}
 	}()
 	return b
+}
+
+// Kill closes every connection open now, as a router reboot would.
+func (b *blackhole) Kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		_ = c.down.Close()
+		_ = c.up.Close()
+	}
+	b.conns = nil
 }
 
 // Freeze silences every connection open now; later ones pass.
@@ -836,6 +848,28 @@ func TestSimSilentPeer(t *testing.T) {
 		}
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("took %v", took)
+		}
+	})
+	t.Run("write-after-connection-died", func(t *testing.T) {
+		c := newClient(t, cfg)
+		ctx := ctxT(t)
+		if _, err := c.List(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hole.Kill()
+		// Whether or not the client noticed the close yet, the write
+		// had not been sent: it goes out once, on a fresh connection.
+		if err := c.Create(ctx, createReq("pvc-after-kill", gib)); err != nil {
+			t.Fatalf("Create after the connection died: %v", err)
+		}
+		n := 0
+		for _, cmd := range srv.Commands() {
+			if strings.Contains(cmd, `slot="pvc-after-kill"`) {
+				n++
+			}
+		}
+		if n != 1 || c.Dials() != 2 {
+			t.Errorf("create sent %d times over %d dials, want once over 2", n, c.Dials())
 		}
 	})
 	t.Run("keepalive-drops-dead-connection", func(t *testing.T) {
