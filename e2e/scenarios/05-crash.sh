@@ -1,37 +1,32 @@
 # crash: kill -9 the reconciler in the middle of an apply (the sim answers
-# each command slowly to widen the window); a rerun converges with no
-# duplicate controller and no leftover file.
-start_sim --latency 300ms
-make_state /tmp/state.yaml <<'EOT'
-volumes:
-  - name: e2e-a
-    size: 16Mi
-    attachments: [vm]
-  - name: e2e-b
-    size: 16Mi
-    attachments: [vm]
-  - name: e2e-c
-    size: 16Mi
-    attachments: [vm]
-  - name: e2e-d
-    size: 16Mi
-    attachments: [vm]
-EOT
-some_file() { [ -n "$(backing_files)" ]; }
-some_ctrl() { ls /sys/class/nvme/ 2>/dev/null | grep -q nvme; }
+# each command slowly to widen the window), once during the RDS creates and
+# once during the connects; a rerun converges with no duplicate controller and
+# no leftover file.
+start_sim --latency 1s
+VOLS="e2e-a e2e-b e2e-c e2e-d e2e-e e2e-f e2e-g e2e-h"
+for v in $VOLS; do
+	printf '  - name: %s\n    size: 16Mi\n    attachments: [vm]\n' "$v"
+done >/tmp/vols.yaml
+{ echo "volumes:"; cat /tmp/vols.yaml; } | make_state /tmp/state.yaml
+nfiles() { backing_files | wc -l | tr -d ' '; }
+nctrls() { ls /sys/class/nvme/ 2>/dev/null | grep -c nvme; }
+some_file() { [ "$(nfiles)" -ge 1 ]; }
+ctrls_at_least() { [ "$(nctrls)" -ge "$1" ]; }
 
-step "apply, killed with SIGKILL once the first disk exists"
+step "apply, killed with SIGKILL once the first disks exist (RDS creates: 4 at a time, 1 s per command)"
 bg apply1 rds-reconcile --host vm apply --auto-approve -f /tmp/state.yaml
 wait_for 60 "a first backing file" some_file
 kill -9 "$(cat /tmp/apply1.pid)"
-log "killed; files: $(backing_files | tr '\n' ' ') controllers: $(ls /sys/class/nvme | tr '\n' ' ')"
+n=$(nfiles)
+log "killed with $n of 8 files, $(nctrls) controllers: $(backing_files | sed 's|.*/||' | tr '\n' ' ')"
+[ "$n" -lt 8 ] || fail "the kill came after every disk was made: not mid-apply"
 cat /tmp/apply1.out /tmp/apply1.err
 
-step "apply, killed with SIGKILL once the first controller exists"
-bg apply2 rds-reconcile --host vm apply --auto-approve -f /tmp/state.yaml
-wait_for 90 "a first controller" some_ctrl
+step "apply (one connect at a time), killed with SIGKILL once 2 controllers exist"
+bg apply2 rds-reconcile --host vm apply --auto-approve --parallelism 1 -f /tmp/state.yaml
+wait_for 90 "2 controllers" ctrls_at_least 2
 kill -9 "$(cat /tmp/apply2.pid)"
-log "killed; files: $(backing_files | tr '\n' ' ') controllers: $(ls /sys/class/nvme | tr '\n' ' ')"
+log "killed with $(nfiles) of 8 files, $(nctrls) of 8 controllers"
 cat /tmp/apply2.out /tmp/apply2.err
 
 step "rerun converges"
@@ -39,12 +34,12 @@ rr_rc 0 apply --auto-approve -f /tmp/state.yaml
 rr_rc 0 plan --detailed-exitcode -f /tmp/state.yaml
 
 step "exactly one live controller per volume, exactly the declared files and exports"
-for v in e2e-a e2e-b e2e-c e2e-d; do
+for v in $VOLS; do
 	assert_eq 1 "$(ctrl_count "$NQNP$v")" "controllers of $v"
 	wait_for 30 "$v live" nqn_state_is "$NQNP$v" live
 	exported "$NQNP$v" || fail "$v not exported"
 done
-assert_eq 4 "$(ls /sys/class/nvme | grep -c nvme)" "controllers in all"
+assert_eq 8 "$(nctrls)" "controllers in all"
 files=$(backing_files | sed 's|.*/||' | tr '\n' ' ')
-assert_eq "e2e-a.img e2e-b.img e2e-c.img e2e-d.img " "$files" "backing files"
-assert_eq 4 "$(ls $CFG/subsystems | wc -l | tr -d ' ')" "nvmet subsystems"
+assert_eq "e2e-a.img e2e-b.img e2e-c.img e2e-d.img e2e-e.img e2e-f.img e2e-g.img e2e-h.img " "$files" "backing files"
+assert_eq 8 "$(ls $CFG/subsystems | wc -l | tr -d ' ')" "nvmet subsystems"
