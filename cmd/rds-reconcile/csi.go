@@ -42,7 +42,7 @@ volumes. A CSI request edits a desired-state layer and reconciles the volume
 it concerns; it returns when the change converged or failed.
 
 The controller owns <state-dir>/csi-volumes.yaml, layered over the base state
-given with -f (target, defaults, hosts and git-managed volumes). 
+given with -f (target, defaults, hosts and git-managed volumes).
 ` + "`rds-reconcile plan -f base.yaml -f <state-dir>/csi-volumes.yaml`" + ` shows the
 whole truth. The node keeps <state-dir>/node-<node-id>.yaml on the host, so a
 restarted plugin still knows its staged volumes; at start it reconnects them
