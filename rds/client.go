@@ -410,14 +410,21 @@ func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
 		// goroutine then returns.
 		_ = sess.Close()
 		return "", ctx.Err()
-	case <-cs.done:
-		err = fmt.Errorf("%w: connection closed during command", ErrConnection)
 	}
+	// A connection that ends mid-command ends Wait too (EOF or no exit
+	// status), so there is no separate case for it: output that arrived
+	// complete just before a close is not thrown away.
 	c.log.Debug("rds command", "cmd", cmd, "took", time.Since(start), "err", err)
 	if err != nil {
 		var exit *ssh.ExitError
 		if errors.As(err, &exit) {
 			// RouterOS exit status is unreliable; the text decides.
+			return out.String(), nil
+		}
+		var missing *ssh.ExitMissingError
+		if errors.As(err, &missing) && !c.connLost(cs) {
+			// The channel closed without an exit status but the
+			// connection lives: a server quirk, the output is whole.
 			return out.String(), nil
 		}
 		c.drop(cs)
@@ -427,6 +434,20 @@ func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
 		return "", err
 	}
 	return out.String(), nil
+}
+
+// connLost reports whether cs ended. A dropped connection closes the
+// session's channel a moment before the connection itself is seen to end,
+// so it waits briefly for that.
+func (c *SSHClient) connLost(cs *connState) bool {
+	t := time.NewTimer(250 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-cs.done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // newSession opens a session, giving up when ctx ends: a peer that went
