@@ -354,3 +354,35 @@ func TestParseDetailLinear(t *testing.T) {
 		t.Errorf("4x the input took %.1fx the time (%v vs %v): parsing is not linear", ratio, large, small)
 	}
 }
+
+func TestParseDetailEdgeCases(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []map[string]string
+	}{
+		{"empty", "", nil},
+		{"blank lines", "\n\n  \n", nil},
+		{"header only", "Flags: X - disabled; B - block-device\n", nil},
+		{"wrapped header", "Flags: X - disabled; B - block-device; M - mounted;\n  t - nvme-tcp-export\n 0 t  slot=\"a\" size=1 024\n",
+			[]map[string]string{{FieldRow: "0", FieldFlags: "t", "slot": "a", "size": "1 024"}}},
+		{"crlf", " 0   slot=\"a\"\r\n      size=2\r\n\r\n 1   slot=\"b\"\r\n",
+			[]map[string]string{{FieldRow: "0", "slot": "a", "size": "2"}, {FieldRow: "1", "slot": "b"}}},
+		{"no row numbers", "slot=\"a\" size=3\n",
+			[]map[string]string{{"slot": "a", "size": "3"}}},
+		{"comment then fields", " 0 X ;;; keep me\n      slot=\"a\"\n",
+			[]map[string]string{{FieldRow: "0", FieldFlags: "X", FieldComment: "keep me", "slot": "a"}}},
+		{"digits continuation is not a row", " 0   size=1 234\n     567 890\n",
+			[]map[string]string{{FieldRow: "0", "size": "1 234 567 890"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDetail(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+}
