@@ -102,17 +102,19 @@ var formats = []struct {
 	json   bool
 	user   string
 	noJSON bool
+	crlf   bool
 }{
-	{"json", true, "admin", false},
-	{"detail-old-routeros", false, "admin", false},
-	{"detail-80", true, "admin+ct80w", true},
-	{"detail-40", false, "admin+ct40w", false},
+	{"json", true, "admin", false, false},
+	{"json-crlf", true, "admin", false, true},
+	{"detail-old-routeros", false, "admin", false, false},
+	{"detail-80", true, "admin+ct80w", true, false},
+	{"detail-40-crlf", false, "admin+ct40w", false, true},
 }
 
 func TestSimAllOperations(t *testing.T) {
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
-			srv := startSim(t, sim.Options{JSON: f.json})
+			srv := startSim(t, sim.Options{JSON: f.json, CRLF: f.crlf})
 			cfg := clientConfig(t, srv)
 			cfg.User, cfg.DisableJSON = f.user, f.noJSON
 			c := newClient(t, cfg)
@@ -223,7 +225,7 @@ func TestSimAllOperations(t *testing.T) {
 func TestSimListIsOneRoundTrip(t *testing.T) {
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
-			srv := startSim(t, sim.Options{JSON: f.json})
+			srv := startSim(t, sim.Options{JSON: f.json, CRLF: f.crlf})
 			if err := srv.SeedDisks(50, prefix); err != nil {
 				t.Fatal(err)
 			}
