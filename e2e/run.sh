@@ -16,8 +16,10 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# go needs HOME for its caches; a bare CI environment may not set it.
+export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 E2E="$REPO/e2e"
-CACHE=${E2E_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rds-reconcile-e2e}
+CACHE=${E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rds-reconcile-e2e}
 WORK=${E2E_WORK:-$E2E/work}
 VM_TIMEOUT=${E2E_VM_TIMEOUT:-480}
 export PATH="/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
