@@ -26,9 +26,6 @@ const (
 const maxParseInput = 64 << 20
 
 var (
-	// rowStart matches the start of an item: optional indentation, a row
-	// number, then optional flag letters before the first field.
-	rowStart = regexp.MustCompile(`^\s*(\d+)(?:\s+|$)`)
 	// flagsWord is a group of flag letters (RouterOS prints e.g. "X", "BM").
 	flagsWord = regexp.MustCompile(`^[A-Za-z*]{1,8}$`)
 	// thousands is a number with space thousand separators, possibly cut.
@@ -89,7 +86,7 @@ func ParseDetail(out string) ([]map[string]string, error) {
 		if header && (strings.HasPrefix(trimmed, "Flags:") || strings.HasPrefix(trimmed, "Columns:")) {
 			continue
 		}
-		if m := rowStart.FindStringSubmatch(line); m != nil && (cur == nil || cur.isNewRow(line)) {
+		if m := rowStart(line); m != nil && (cur == nil || cur.isNewRow(line)) {
 			if err := flush(); err != nil {
 				return nil, err
 			}
@@ -125,6 +122,29 @@ func ParseDetail(out string) ([]map[string]string, error) {
 	return items, nil
 }
 
+// rowStart matches the start of an item: optional indentation, a row number,
+// then blanks or the end of the line. It returns the match and the number,
+// like FindStringSubmatch of `^\s*(\d+)(?:\s+|$)` (a regexp here cost a
+// third of the parse time).
+func rowStart(line string) []string {
+	i := 0
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	j := i
+	for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+		j++
+	}
+	if j == i || (j < len(line) && line[j] != ' ' && line[j] != '\t') {
+		return nil
+	}
+	k := j
+	for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
+		k++
+	}
+	return []string{line[:k], line[i:j]}
+}
+
 // ParseTerse parses `print terse` output: one item per line, with row numbers
 // and flag letters as in detail output.
 func ParseTerse(out string) ([]map[string]string, error) {
@@ -139,7 +159,7 @@ func ParseTerse(out string) ([]map[string]string, error) {
 		}
 		it := &item{}
 		rest := line
-		if m := rowStart.FindStringSubmatch(line); m != nil {
+		if m := rowStart(line); m != nil {
 			it.row = m[1]
 			rest = line[len(m[0]):]
 		}
@@ -499,7 +519,8 @@ func (it *item) finish() (map[string]string, error) {
 // unquoted value runs until the next word that starts a field, so values
 // printed with spaces (thousand separators, dates) stay whole.
 func parseFields(s string) (map[string]string, error) {
-	m := make(map[string]string)
+	// RouterOS prints about 25 fields per disk.
+	m := make(map[string]string, 32)
 	i := 0
 	for {
 		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
