@@ -250,6 +250,15 @@ func TestSimListIsOneRoundTrip(t *testing.T) {
 			if n := len(srv.Commands()) - sent; n != 1 {
 				t.Errorf("the simulator received %d commands for one List", n)
 			}
+			probes := 0
+			for _, cmd := range srv.Commands() {
+				if strings.Contains(cmd, "rds-reconcile-json-probe") {
+					probes++
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[f.noJSON]; probes != want {
+				t.Errorf("%d format probes, want %d", probes, want)
+			}
 		})
 	}
 }
@@ -533,6 +542,17 @@ func TestSimFaults(t *testing.T) {
 		}
 		if c.Dials() < 3 {
 			t.Errorf("Dials = %d: drops did not force re-dials", c.Dials())
+		}
+		// The format is probed once per connection, not per command. (A
+		// probe may itself be the dropped command and be sent again.)
+		probes := 0
+		for _, cmd := range srv.Commands() {
+			if strings.Contains(cmd, "rds-reconcile-json-probe") {
+				probes++
+			}
+		}
+		if probes < 1 || int64(probes) > 2*c.Dials() {
+			t.Errorf("%d probes over %d connections", probes, c.Dials())
 		}
 	})
 	t.Run("drop-during-write-is-retryable", func(t *testing.T) {
