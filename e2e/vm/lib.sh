@@ -32,6 +32,25 @@ wait_for() {
 	log "ok after $(elapsed "$_t0")s: $_desc"
 }
 
+# poll SECS CMD...: like wait_for, but returns 1 on timeout instead of failing.
+poll() {
+	_psecs=$1
+	shift
+	_pt0=$(now)
+	while ! "$@" >/dev/null 2>&1; do
+		awk -v a="$_pt0" -v b="$(now)" -v s="$_psecs" 'BEGIN { exit !(b - a > s) }' && return 1
+		sleep 0.2
+	done
+	return 0
+}
+
+# known_bug TEXT: the scenario worked around a bug in the product; the note
+# is printed with the results so the workaround is never silent.
+known_bug() {
+	log "KNOWN BUG, worked around: $*"
+	echo "$*" >>/tmp/e2e.notes
+}
+
 # assert_eq WANT GOT DESC
 assert_eq() {
 	[ "$1" = "$2" ] || fail "$3: want '$1', got '$2'"
@@ -220,7 +239,7 @@ e2e_reset() {
 		rmdir "$_s"
 	done
 	for _h in $CFG/hosts/*; do [ -d "$_h" ] && rmdir "$_h"; done
-	rm -rf "$SIM_DIR" /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
+	rm -rf "$SIM_DIR" /tmp/e2e.notes /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
 	return 0
 }
 
@@ -310,4 +329,11 @@ http_status() { e2etool http -o /tmp/status.json http://127.0.0.1:9100/status; }
 status_condition_is() {
 	http_status || return 1
 	[ "$(e2etool json "volumes[name=$1].condition" /tmp/status.json)" = "$2" ]
+}
+
+# routeros CMD: run a RouterOS command on the simulated RDS over SSH, as an
+# operator would, behind the reconciler's back.
+routeros() {
+	log "routeros> $1" >&2
+	e2etool ssh -addr "$SIM_SSH" -user admin -key "$SIM_DIR/client_key" -known-hosts "$SIM_DIR/known_hosts" "$1"
 }

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +21,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 func main() {
@@ -35,6 +39,9 @@ const usage = `usage:
   e2etool http [-o FILE] [-timeout 5s] URL
       GET URL; the body to stdout or FILE; fails unless the status is 200
       (busybox wget in the static busybox crashes resolving addresses)
+  e2etool ssh -addr HOST:PORT -user U -key FILE -known-hosts FILE COMMAND
+      run one command over SSH (host key checked) and print its output: an
+      operator changing the RDS behind the reconciler's back
   e2etool json PATH [FILE]
       print the value at PATH (a.b[0].c, list[key=value].field, list.#) of the JSON in FILE or stdin
 `
@@ -52,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdJSON(args[1:], stdin, stdout)
 	case "http":
 		err = cmdHTTP(ctx, args[1:], stdout, stderr)
+	case "ssh":
+		err = cmdSSH(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -175,6 +184,64 @@ func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("connect: %w", err)
 	}
 	fmt.Fprintf(stdout, "nvme%d\n", inst)
+	return nil
+}
+
+func cmdSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ssh", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:2222", "SSH server host:port")
+	user := fs.String("user", "admin", "login name")
+	keyFile := fs.String("key", "", "private key file (unencrypted)")
+	khFile := fs.String("known-hosts", "", "known_hosts file the server's key must be in")
+	timeout := fs.Duration("timeout", 20*time.Second, "whole command deadline")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *keyFile == "" || *khFile == "" {
+		return errors.New("ssh: want -key, -known-hosts and one COMMAND")
+	}
+	pem, err := os.ReadFile(*keyFile)
+	if err != nil {
+		return fmt.Errorf("ssh: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return fmt.Errorf("ssh: key %s: %w", *keyFile, err)
+	}
+	hostKeys, err := knownhosts.New(*khFile)
+	if err != nil {
+		return fmt.Errorf("ssh: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("ssh: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(conn, *addr, &ssh.ClientConfig{
+		User: *user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hostKeys,
+	})
+	if err != nil {
+		return fmt.Errorf("ssh: %w", err)
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		return fmt.Errorf("ssh: session: %w", err)
+	}
+	defer sess.Close()
+	out, err := sess.CombinedOutput(fs.Arg(0))
+	stdout.Write(out)
+	if err != nil {
+		return fmt.Errorf("ssh: %s: %w", fs.Arg(0), err)
+	}
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rds-reconcile/rds-reconcile/rds/sim"
 )
 
 func TestOptionString(t *testing.T) {
@@ -122,5 +124,36 @@ func TestHTTP(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "no pass finished yet") {
 		t.Fatalf("503 error does not carry the body: %s", stderr.String())
+	}
+}
+
+func TestSSH(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := sim.ServeDir(ctx, dir, "127.0.0.1:0", sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	args := []string{"ssh", "-addr", srv.Addr(), "-key", filepath.Join(dir, sim.ClientKeyFile),
+		"-known-hosts", filepath.Join(dir, sim.KnownHostsFile), "/system resource print"}
+	var out, stderr bytes.Buffer
+	if code := run(ctx, args, nil, &out, &stderr); code != 0 {
+		t.Fatalf("ssh: code %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(out.String(), "version") {
+		t.Fatalf("ssh output has no version: %q", out.String())
+	}
+
+	// A known_hosts without the server's key is refused.
+	other := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(other, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args[6] = other
+	stderr.Reset()
+	if code := run(ctx, args, nil, &out, &stderr); code != 1 {
+		t.Fatalf("unknown host key accepted: code %d", code)
 	}
 }
