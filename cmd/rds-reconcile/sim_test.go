@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,12 @@ func startSimCmdFull(t *testing.T, args ...string) (*spec.Target, string, *syncB
 	t.Helper()
 	var out, errb syncBuffer
 	root := newRootCmd(strings.NewReader(""), &out, &errb)
-	root.SetArgs(append([]string{"sim", "--listen", "127.0.0.1:0"}, args...))
+	base := []string{"sim", "--listen", "127.0.0.1:0"}
+	if !slices.Contains(args, "--dir") {
+		// Never fall back to the default ./rds-sim inside the source tree.
+		base = append(base, "--dir", t.TempDir())
+	}
+	root.SetArgs(append(base, args...))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
