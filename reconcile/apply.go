@@ -279,7 +279,7 @@ func dependsOn(k Kind) []Kind {
 	case KindConnect, KindReconnect:
 		return []Kind{KindCreate, KindFixExport}
 	case KindRescan:
-		return []Kind{KindCreate, KindGrow}
+		return []Kind{KindCreate, KindGrow, KindFixExport}
 	case KindDelete:
 		return []Kind{KindDisconnect}
 	case KindRemoveFile:
@@ -349,7 +349,12 @@ func (r *Reconciler) run(ctx context.Context, pol RetryPolicy, a Action) (uint, 
 			return err
 		})
 	case KindRescan:
-		return pol.do(ctx, fabRetry, func(uint) error { return r.opts.Fabric.Rescan(ctx, a.Controller) })
+		return pol.do(ctx, fabRetry, func(uint) error {
+			if err := r.opts.Fabric.Rescan(ctx, a.Controller); err != nil {
+				return err
+			}
+			return r.waitNamespace(ctx, a.Controller)
+		})
 	case KindReconnect:
 		n, err := pol.do(ctx, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
 		if err != nil {
@@ -383,6 +388,36 @@ func (r *Reconciler) connect(ctx context.Context, a Action) error {
 	}
 	_, err := r.opts.Fabric.Connect(ctx, req)
 	return err
+}
+
+// waitNamespace waits, up to the device wait, until the controller shows a
+// namespace again: the kernel scans asynchronously after a rescan, and a plan
+// made before that would see the same gap again.
+func (r *Reconciler) waitNamespace(ctx context.Context, name string) error {
+	wait := r.opts.DeviceWait
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		ctrls, err := r.opts.Fabric.List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range ctrls {
+			if c.Name == name && len(c.Namespaces) > 0 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return &fabric.RetryableError{Err: fmt.Errorf("controller %s shows no namespace %s after a rescan", name, wait)}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (r *Reconciler) disconnect(ctx context.Context, name string) error {

@@ -323,6 +323,15 @@ func (d *differ) present(v *spec.Volume) {
 		a.Reason = "timeouts differ: " + fmtTimeouts(from.Effective()) + " -> " + fmtTimeouts(wantT.Effective())
 		d.add(a)
 	}
+	if len(cur.Namespaces) == 0 && !noDisk {
+		// A live controller without its namespace: the target re-created the
+		// subsystem (an export toggled on the RDS) and the kernel dropped the
+		// namespace whose identifiers changed. A rescan brings it back.
+		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "namespace", Want: "1", Got: "none"})
+		d.add(Action{Kind: KindRescan, Volume: v.Name, Controller: cur.Name,
+			Reason: "controller is live but shows no namespace: rescan"})
+		return
+	}
 	if nsSmall := len(cur.Namespaces) > 0 && cur.Namespaces[0].Size > 0 && want > 0 && cur.Namespaces[0].Size < want; growing ||
 		(nsSmall && (d.obs.RDS == nil || d.diskSize(v.Name) >= want)) {
 		d.add(Action{Kind: KindRescan, Volume: v.Name, Controller: cur.Name, Size: want,

@@ -63,7 +63,13 @@ func diffCases() []diffCase {
 	foreignDisk.NQN = "nqn.2014-08.org.example:t-z"
 	smallNS := ctrl("nvme0", "t-a", defTimeouts)
 	smallNS.Namespaces[0].Size = gi / 2
+	noNS := ctrl("nvme0", "t-a", defTimeouts)
+	noNS.Namespaces = []fabric.Namespace{} // non-nil: the fake fills nil ones
 	return []diffCase{
+		{name: "live controller lost its namespace", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{noNS}, want: []string{"rescan t-a"}, wantDrift: []string{"t-a host namespace"}},
+		{name: "export off and namespace gone", volumes: volA, disks: []rds.Disk{exportOff},
+			ctrls: []fabric.Controller{noNS}, want: []string{"fix-export t-a", "rescan t-a"}},
 		{name: "create and connect", volumes: volA, want: []string{"create t-a", "connect t-a"}},
 		{name: "converged", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
 			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)}, want: nil, wantDrift: []string{}},

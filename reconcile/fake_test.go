@@ -288,6 +288,10 @@ func (f *fakeFabric) Rescan(ctx context.Context, name string) error {
 	size := f.diskSize(c.SubsysNQN)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(c.Namespaces) == 0 {
+		// As the kernel does: a rescan finds the namespace again.
+		c.Namespaces = []fabric.Namespace{{Name: c.Name + "n1", Device: "/dev/" + c.Name + "n1"}}
+	}
 	c.Namespaces[0].Size = size
 	f.ctrls[name] = c
 	return nil
