@@ -49,6 +49,7 @@ type PassResult struct {
 type volumeBackoff struct {
 	failures uint
 	until    time.Time
+	lastErr  string // what failed last, for status
 }
 
 // Run is the level-triggered loop: a pass at once (orphan cleanup on
@@ -195,24 +196,33 @@ func (r *Reconciler) pass(ctx context.Context, lo LoopOptions, backoff map[strin
 					"result", result, "attempts", ar.Attempts, "duration", ar.Duration)
 			}
 			pol := PolicyFrom(st)
-			bad := map[string]bool{}
+			// The backoff runs from the end of the apply: an apply can take
+			// longer than the first delays.
+			done := time.Now()
+			bad := map[string]string{}
 			for _, ar := range res.Actions {
-				if ar.Err != nil || ar.Skipped {
-					bad[ar.Action.Volume] = true
+				switch {
+				case ar.Err != nil:
+					bad[ar.Action.Volume] = fmt.Sprintf("%s failed: %v", ar.Action.Kind, ar.Err)
+				case ar.Skipped && bad[ar.Action.Volume] == "":
+					bad[ar.Action.Volume] = fmt.Sprintf("%s skipped: %s", ar.Action.Kind, ar.SkipReason)
 				}
 			}
 			for _, ar := range res.Actions {
 				v := ar.Action.Volume
 				switch {
 				case v == "":
-				case bad[v]:
+				case bad[v] != "":
 					b := backoff[v]
 					if b == nil {
 						b = &volumeBackoff{}
 						backoff[v] = b
 					}
-					b.failures++
-					b.until = now.Add(pol.Delay(b.failures, rand.Float64()))
+					if b.until.Before(done) { // once per pass, however many actions failed
+						b.failures++
+						b.until = done.Add(pol.Delay(b.failures, rand.Float64()))
+					}
+					b.lastErr = bad[v]
 					log.Warn("volume backs off", "volume", v, "failures", b.failures, "until", b.until)
 				default:
 					delete(backoff, v)
@@ -222,6 +232,7 @@ func (r *Reconciler) pass(ctx context.Context, lo LoopOptions, backoff map[strin
 	}
 	if s, err := r.Status(ctx, st); err == nil {
 		s.Revision = rev
+		markBackingOff(s, backoff)
 		out.Status = s
 	}
 	out.Err = passErr
@@ -232,6 +243,21 @@ func (r *Reconciler) pass(ctx context.Context, lo LoopOptions, backoff map[strin
 		log.Info("reconcile pass", "actions", len(run.Actions), "held_back", len(held), "duration", time.Since(t0))
 	}
 	return earliest(backoff)
+}
+
+// markBackingOff turns a volume whose actions keep failing from Progressing
+// into Degraded, with the last error and when the loop tries again: the loop
+// is not making progress on it, it is waiting.
+func markBackingOff(s *Status, backoff map[string]*volumeBackoff) {
+	for i := range s.Volumes {
+		v := &s.Volumes[i]
+		b := backoff[v.Name]
+		if b == nil || b.lastErr == "" || v.Condition != Progressing {
+			continue
+		}
+		v.Condition = Degraded
+		v.Reason = fmt.Sprintf("%s (%d failed passes; next try at %s)", b.lastErr, b.failures, b.until.Format(time.RFC3339))
+	}
 }
 
 func earliest(backoff map[string]*volumeBackoff) time.Time {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,6 +95,14 @@ func TestRunLoop(t *testing.T) {
 	// t-a converged despite t-b failing.
 	if p1.Status == nil || p1.Status.Volumes[0].Condition != Ready {
 		t.Errorf("t-a after first pass: %+v", p1.Status)
+	}
+	// t-b is waiting out its backoff: Degraded with the failure, not Progressing.
+	if p1.Status != nil {
+		b := p1.Status.Volumes[1]
+		if b.Name != "t-b" || b.Condition != Degraded || !strings.Contains(b.Reason, "create failed") ||
+			!strings.Contains(b.Reason, "next try at") {
+			t.Errorf("t-b after first pass: %s %q, want Degraded with the create failure", b.Condition, b.Reason)
+		}
 	}
 	// Backoff here is 1-5ms (test policy), so the loop retries t-b by itself
 	// long before the hour: the second failure, then success.

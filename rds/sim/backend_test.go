@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,6 +128,16 @@ func readFile(t *testing.T, p string) string {
 	return strings.TrimSpace(string(b))
 }
 
+func TestStableUUID(t *testing.T) {
+	a, b := stableUUID("nqn.2000-02.com.mikrotik:a"), stableUUID("nqn.2000-02.com.mikrotik:b")
+	if a != stableUUID("nqn.2000-02.com.mikrotik:a") || a == b {
+		t.Fatalf("stableUUID not stable per NQN: %s %s", a, b)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(a) {
+		t.Fatalf("stableUUID(%q) = %s: not a version 5 UUID", "a", a)
+	}
+}
+
 func TestNVMetBackendFakeConfigFS(t *testing.T) {
 	dir, cfs := t.TempDir(), t.TempDir()
 	nv := NewNVMetBackend(dir, cfs, "127.0.0.1")
@@ -143,6 +154,7 @@ func TestNVMetBackendFakeConfigFS(t *testing.T) {
 		filepath.Join(sub, "attr_allow_any_host"): "1",
 		filepath.Join(ns, "device_path"):          img,
 		filepath.Join(ns, "buffered_io"):          "1",
+		filepath.Join(ns, "device_uuid"):          stableUUID(nqn),
 		filepath.Join(ns, "enable"):               "1",
 		filepath.Join(port, "addr_adrfam"):        "ipv4",
 		filepath.Join(port, "addr_trtype"):        "tcp",

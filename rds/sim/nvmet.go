@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -60,6 +61,15 @@ func readAttr(dir, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// stableUUID derives an RFC 4122 (version 5 style) UUID from the NQN.
+func stableUUID(nqn string) string {
+	h := sha256.Sum256([]byte("rds-reconcile-sim:" + nqn))
+	b := h[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
@@ -93,6 +103,12 @@ func (n *NVMetBackend) exportOn(e Export) error {
 	// device_path cannot change while the namespace is enabled.
 	if readAttr(ns, "enable") != "1" {
 		if err := writeAttr(ns, "device_path", n.Path(e.Path)); err != nil {
+			return err
+		}
+		// A stable identity: the kernel makes a random UUID per namespace,
+		// and a host that sees the identifiers change after a re-export
+		// drops the namespace ("identifiers changed"). A real RDS keeps them.
+		if err := writeAttr(ns, "device_uuid", stableUUID(e.NQN)); err != nil {
 			return err
 		}
 		// Files on tmpfs cannot be opened O_DIRECT.
