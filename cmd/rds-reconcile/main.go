@@ -80,7 +80,7 @@ host's kernel NVMe controllers in the state a YAML file declares.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.fabric, "fabric", "linux", `host NVMe implementation: "linux" (the kernel) or "sim:DIR" (simulated, state in DIR)`)
+	pf.StringVar(&g.fabric, "fabric", "linux", `host NVMe side: "linux" (the kernel; root, nvme-tcp), "sim:DIR" (simulated host, state in DIR/fabric.json) or "none" (no host side)`)
 	pf.StringVar(&g.host, "host", hostname, "this host's name in the state's hosts map")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
