@@ -9,9 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 
+	"github.com/rds-reconcile/rds-reconcile/fabric"
 	"golang.org/x/sys/unix"
 )
 
@@ -144,30 +144,11 @@ func mountInfoHas(mountinfo []byte, path string) bool {
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountInfo(fields[4]) == path {
+		if len(fields) > 4 && fabric.UnescapeMountInfo(fields[4]) == path {
 			return true
 		}
 	}
 	return false
-}
-
-// unescapeMountInfo undoes the octal escapes (\040 for a space) of mountinfo.
-func unescapeMountInfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // BlkidType implements Mounter. blkid -p probes the device itself (not the

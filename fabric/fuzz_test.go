@@ -68,7 +68,7 @@ func FuzzMountinfo(f *testing.F) {
 			}
 		}
 		parseAddress(string(b))
-		unescapeMount(string(b))
+		UnescapeMountInfo(string(b))
 	})
 }
 

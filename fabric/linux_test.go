@@ -97,8 +97,8 @@ func TestParsers(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/t\011x\`: "/t\tx\\", `\04`: `\04`} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q", in, got)
+		if got := UnescapeMountInfo(in); got != want {
+			t.Errorf("UnescapeMountInfo(%q) = %q", in, got)
 		}
 	}
 }

@@ -116,14 +116,14 @@ func parseMountinfo(b []byte) mountTable {
 			continue
 		}
 		if _, ok := mt[f[2]]; !ok {
-			mt[f[2]] = unescapeMount(f[4])
+			mt[f[2]] = UnescapeMountInfo(f[4])
 		}
 	}
 	return mt
 }
 
-// unescapeMount undoes the kernel's octal escapes (\040 for space etc.).
-func unescapeMount(s string) string {
+// UnescapeMountInfo undoes the kernel's octal escapes (\040 for space etc.).
+func UnescapeMountInfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
