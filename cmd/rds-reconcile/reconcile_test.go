@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -352,7 +351,7 @@ func TestRunServesMetricsAndStatus(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuf
+	var out, errb syncBuffer
 	root := newRootCmd(strings.NewReader(""), &out, &errb)
 	root.SetArgs([]string{"--fabric", "sim:" + e.hostDir, "--host", "node-a", "run", "-f", e.state,
 		"--interval", "1h", "--listen", addr})
@@ -405,20 +404,3 @@ func TestRunServesMetricsAndStatus(t *testing.T) {
 	}
 }
 
-// syncBuf is a goroutine-safe buffer for a command running in the background.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
