@@ -403,4 +403,3 @@ func TestRunServesMetricsAndStatus(t *testing.T) {
 		t.Errorf("apply during run: exit %d %q", code, errOut)
 	}
 }
-
