@@ -47,7 +47,9 @@ install_missing() {
   dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
   command -v cpio >/dev/null || need+=(cpio)
   command -v depmod >/dev/null || need+=(kmod)
-  command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+  command -v mkfs.ext4 >/dev/null && command -v resize2fs >/dev/null || need+=(e2fsprogs)
+  # The CSI node probes devices with `blkid -p` (busybox has no such flag).
+  command -v blkid >/dev/null || need+=(util-linux)
   command -v gzip >/dev/null || need+=(gzip)
   if [ ${#need[@]} -gt 0 ]; then
     apt_update_once
@@ -122,6 +124,13 @@ build_binaries() {
   log "building rds-reconcile and e2etool (CGO_ENABLED=0)"
   (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/rds-reconcile" ./cmd/rds-reconcile)
   (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/e2etool" ./e2e/tools/e2etool)
+  # The csi-sanity scenario: kubernetes-csi's csi-sanity from the module cache
+  # (csi-test is a module dependency, so the version is the one go.mod pins),
+  # and the csi package's tests for TestExternalOnlineGrow, which csi-sanity
+  # does not cover (it grows a volume only before staging it).
+  log "building csi-sanity and csi.test (CGO_ENABLED=0)"
+  (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/csi-sanity" github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity)
+  (cd "$REPO" && CGO_ENABLED=0 go test -c -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/csi.test" ./csi)
 }
 
 copy_with_libs() { # copy_with_libs ROOT BINARY...: the binaries and every library ldd lists
@@ -140,8 +149,10 @@ build_initramfs() {
   rm -rf "$root"
   mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt,e2e,lib/modules/"$KVER"}
   install -m 0755 /bin/busybox "$root/bin/busybox"
-  install -m 0755 "$WORK/bin/rds-reconcile" "$WORK/bin/e2etool" "$root/bin/"
-  copy_with_libs "$root" "$(command -v mkfs.ext4)"
+  install -m 0755 "$WORK/bin/rds-reconcile" "$WORK/bin/e2etool" "$WORK/bin/csi-sanity" "$WORK/bin/csi.test" "$root/bin/"
+  # mkfs.ext4, resize2fs (online grow) and util-linux blkid (the CSI node's
+  # `blkid -p`) are dynamic: their libraries come along.
+  copy_with_libs "$root" "$(command -v mkfs.ext4)" "$(command -v resize2fs)" "$(command -v blkid)"
   [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
   local mods
   # crc32c_generic is not a modules.dep dependency of ext4, but ext4 cannot

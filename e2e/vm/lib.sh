@@ -213,8 +213,9 @@ e2e_reset() {
 		for _p in $(cat "$PIDS"); do kill -9 "$_p" 2>/dev/null; done
 		: >"$PIDS"
 	fi
-	killall -9 rds-reconcile 2>/dev/null
-	for _m in $(grep ' /mnt/' /proc/mounts | cut -d' ' -f2); do umount -l "$_m"; done
+	killall -9 rds-reconcile csi-sanity csi.test 2>/dev/null
+	# Scenarios mount under /mnt; the CSI driver under /tmp/csi (staging, targets).
+	for _m in $(grep -E ' /(mnt|tmp/csi)/' /proc/mounts | cut -d' ' -f2 | sort -r); do umount -l "$_m"; done
 	for _c in /sys/class/nvme/nvme*; do
 		[ -e "$_c/delete_controller" ] && echo 1 >"$_c/delete_controller" 2>/dev/null
 	done
@@ -239,7 +240,7 @@ e2e_reset() {
 		rmdir "$_s"
 	done
 	for _h in $CFG/hosts/*; do [ -d "$_h" ] && rmdir "$_h"; done
-	rm -rf "$SIM_DIR" /tmp/e2e.notes /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
+	rm -rf "$SIM_DIR" /tmp/csi /tmp/e2e.notes /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
 	return 0
 }
 
