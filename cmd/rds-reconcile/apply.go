@@ -96,20 +96,11 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 		return fail(errors.New("give the desired state with -f FILE (or a saved PLANFILE)"))
 	}
 	ctx := cmd.Context()
-	st, err := mustLoad(g, f.files)
+	st, w, release, err := openLocked(ctx, g, f.files, f.stateDir)
 	if err != nil {
 		return err
 	}
-	lock, err := reconcile.AcquireLock(reconcile.LockPath(f.stateDir, f.files), "rds-reconcile "+strings.Join(os.Args[1:], " "))
-	if err != nil {
-		return fail(err)
-	}
-	defer lock.Release()
-	w, err := wire(ctx, g, st, f.files)
-	if err != nil {
-		return fail(err)
-	}
-	defer w.close()
+	defer release()
 	r := w.reconciler(g, f.parallelism, nil)
 	sc := scopeFor(st, f.prune)
 	if saved != nil {

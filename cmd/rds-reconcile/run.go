@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -84,20 +83,13 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	ctx := cmd.Context()
 	log := g.logger()
-	st, err := mustLoad(g, f.files)
+	// The loop reloads the state on every pass; this first load checks it
+	// and builds the wiring.
+	_, w, release, err := openLocked(ctx, g, f.files, f.stateDir)
 	if err != nil {
 		return err
 	}
-	lock, err := reconcile.AcquireLock(reconcile.LockPath(f.stateDir, f.files), "rds-reconcile "+strings.Join(os.Args[1:], " "))
-	if err != nil {
-		return fail(err)
-	}
-	defer lock.Release()
-	w, err := wire(ctx, g, st, f.files)
-	if err != nil {
-		return fail(err)
-	}
-	defer w.close()
+	defer release()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := reconcile.NewMetrics(reg)

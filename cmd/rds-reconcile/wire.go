@@ -187,6 +187,26 @@ func mustLoad(g *globals, files []string) (*spec.State, error) {
 	return st, nil
 }
 
+// openLocked loads the state, takes its apply lock and wires the RDS and
+// the fabric: what every converging command (apply, run) starts with. The
+// returned release closes the wiring, then the lock.
+func openLocked(ctx context.Context, g *globals, files []string, stateDir string) (*spec.State, *wiring, func(), error) {
+	st, err := mustLoad(g, files)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lock, err := reconcile.AcquireLock(reconcile.LockPath(stateDir, files), "rds-reconcile "+strings.Join(os.Args[1:], " "))
+	if err != nil {
+		return nil, nil, nil, &exitError{code: 1, err: err}
+	}
+	w, err := wire(ctx, g, st, files)
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, &exitError{code: 1, err: err}
+	}
+	return st, w, func() { w.close(); lock.Release() }, nil
+}
+
 // absFiles makes the state file names absolute, for saved plans.
 func absFiles(files []string) []string {
 	out := make([]string, len(files))
