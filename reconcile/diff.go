@@ -61,7 +61,7 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	}
 	d := &differ{
 		st: st, obs: obs, host: host, sc: sc,
-		prefix:  st.NQN(""),
+		prefix:  st.ManagedNQNPrefix(),
 		port:    spec.DefaultNVMePort,
 		byNQN:   map[string][]fabric.Controller{},
 		claimed: map[string]bool{},
@@ -482,7 +482,7 @@ func (d *differ) orphans() {
 		if c.Transport != "tcp" || d.claimed[c.Name] || !fabric.IsManaged(c.SubsysNQN, []string{d.prefix}) {
 			continue
 		}
-		name := strings.TrimPrefix(c.SubsysNQN, d.prefix)
+		name := strings.TrimPrefix(c.SubsysNQN, d.st.NQN(""))
 		d.drift(Drift{Volume: name, Controller: c.Name, Where: "host", Field: "controller", Got: c.SubsysNQN + " (not declared)"})
 		switch {
 		case report:

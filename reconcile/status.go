@@ -141,7 +141,7 @@ func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
 		s.Volumes = append(s.Volumes, vs)
 	}
 	if obs.Fabric {
-		prefix := st.NQN("")
+		prefix := st.ManagedNQNPrefix()
 		for _, c := range obs.Controllers {
 			if c.Transport != "tcp" || claimed[c.Name] || !fabric.IsManaged(c.SubsysNQN, []string{prefix}) {
 				continue

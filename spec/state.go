@@ -42,6 +42,17 @@ func (s *State) NQN(name string) string {
 	return prefix + name
 }
 
+// ManagedNQNPrefix is the NQN prefix of every controller this state owns:
+// nqnPrefix followed by slotPrefix, so a slot prefix narrows ownership on the
+// hosts as it does on the RDS. Only controllers under it are ever
+// disconnected (orphans included).
+func (s *State) ManagedNQNPrefix() string {
+	if s.Target == nil {
+		return s.NQN("")
+	}
+	return s.NQN(s.Target.SlotPrefix)
+}
+
 // FilePath is the RDS file backing the volume called name, exactly as
 // RouterOS names it in /disk file-path and /file: basePath without a leading
 // "/" (RouterOS file names have none), then "/<name>.img", e.g.

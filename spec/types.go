@@ -49,7 +49,8 @@ type Target struct {
 	// NQN starts with it are managed (and may be disconnected as orphans).
 	NQNPrefix string `yaml:"nqnPrefix,omitempty" json:"nqnPrefix,omitempty"`
 	// SlotPrefix, when set, must begin every volume name; only RDS disks whose
-	// slot starts with it are ever listed or changed.
+	// slot starts with it, and controllers whose NQN starts with
+	// NQNPrefix+SlotPrefix, are ever listed or changed.
 	SlotPrefix string `yaml:"slotPrefix,omitempty" json:"slotPrefix,omitempty"`
 }
 

@@ -136,7 +136,7 @@ func newRDSClient(g *globals, st *spec.State) (*rds.SSHClient, error) {
 // newFabric returns this host's NVMe side: "linux" (the kernel), "sim:DIR"
 // (the simulated host in DIR) or "none" (no host side).
 func newFabric(g *globals, st *spec.State) (reconcile.Fabric, *sizeTable, error) {
-	prefixes := []string{st.NQN("")}
+	prefixes := []string{st.ManagedNQNPrefix()}
 	switch {
 	case g.fabric == "none":
 		return nil, nil, nil
