@@ -17,7 +17,8 @@ import (
 
 // Safety rules named by blocked actions (see DESIGN.md "Safety rules").
 const (
-	RuleInUse       = "in-use: a mounted filesystem or holder uses the namespace"
+	RuleInUse       = "in-use: the namespace is mounted, held, open by a process or used as swap"
+	RuleMassDetach  = "mass-detach: a state that declares no volume for this host, or drops more than half of its volumes at once, disconnects nothing without --allow-mass-detach"
 	RuleProtected   = "protect: a protected volume is never deleted"
 	RuleShrink      = "no-shrink: a disk is never made smaller"
 	RuleEmptyPrune  = "empty-state: a state that declares no volume never prunes"

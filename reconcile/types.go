@@ -227,6 +227,11 @@ type Scope struct {
 	Prune bool `json:"prune,omitempty"`
 	// Orphans considers undeclared managed controllers (true on full runs).
 	Orphans bool `json:"orphans,omitempty"`
+	// AllowMassDetach lifts the mass-detach guard of full runs: a state
+	// that declares no volume attached to this host, or a plan that would
+	// disconnect more than half of this host's owned controllers, normally
+	// disconnects nothing (a half-written or emptied file looks like that).
+	AllowMassDetach bool `json:"allowMassDetach,omitempty"`
 }
 
 // Full is the scope of a whole-state run.
