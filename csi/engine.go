@@ -21,7 +21,10 @@ func FromEngine(e Engine) Reconciler { return engineAdapter{e} }
 type engineAdapter struct{ e Engine }
 
 func (a engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope) error {
-	res, err := a.e.Reconcile(ctx, st, reconcile.Scope{Volumes: sc.Volumes, Orphans: sc.Orphans})
+	// The mass-detach guard is for files people edit; the CSI layers are
+	// written whole by the driver itself, and the node's full run at start
+	// is the seed's orphan cleanup.
+	res, err := a.e.Reconcile(ctx, st, reconcile.Scope{Volumes: sc.Volumes, Orphans: sc.Orphans, AllowMassDetach: true})
 	if err != nil {
 		return err
 	}

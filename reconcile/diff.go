@@ -50,7 +50,10 @@ type differ struct {
 	hostNQN string
 	known   bool // host declared in st.Hosts
 	p       *Plan
+	// byNQN holds this state's own controllers only (see owner): a
+	// foreign one is never a volume's, a duplicate or an orphan.
 	byNQN   map[string][]fabric.Controller
+	owned   []fabric.Controller
 	claimed map[string]bool // controller names a volume accounted for
 }
 
@@ -81,10 +84,20 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 		d.known = true
 		d.hostNQN = h.HostNQN
 	}
+	own := ownerOf(st, obs)
 	for _, c := range obs.Controllers {
-		if c.Transport == "tcp" {
-			d.byNQN[c.SubsysNQN] = append(d.byNQN[c.SubsysNQN], c)
+		if ok, why := own.classify(c); !ok {
+			// Foreign controllers under the managed prefix are worth
+			// listing (another RDS, another port, a disk made by hand);
+			// other NQNs are everyone else's business.
+			if why != ForeignTransport && why != ForeignPrefix {
+				d.p.Foreign = append(d.p.Foreign, ForeignController{Controller: c.Name, NQN: c.SubsysNQN,
+					Address: c.TrAddr, Port: c.TrSvcID, State: c.State, Why: why})
+			}
+			continue
 		}
+		d.owned = append(d.owned, c)
+		d.byNQN[c.SubsysNQN] = append(d.byNQN[c.SubsysNQN], c)
 	}
 	inScope := func(name string) bool { return len(sc.Volumes) == 0 || slices.Contains(sc.Volumes, name) }
 	vols := slices.Clone(st.Volumes)
@@ -115,6 +128,14 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	}
 	if sc.Orphans {
 		d.orphans()
+	}
+	if len(d.p.Foreign) > 0 {
+		d.p.Notes = append(d.p.Notes, fmt.Sprintf("%d controller(s) on this host under the managed NQN prefix are not this state's "+
+			"(another target address or port, or a disk this state does not manage): never touched (plan -v or -o json lists them)",
+			len(d.p.Foreign)))
+	}
+	if len(sc.Volumes) == 0 && !sc.AllowMassDetach {
+		d.massDetachGuard()
 	}
 	slices.SortStableFunc(d.p.Actions, func(a, b Action) int {
 		return cmp.Or(cmp.Compare(a.Phase, b.Phase), strings.Compare(a.Volume, b.Volume),
@@ -182,6 +203,21 @@ func inUse(c fabric.Controller) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// better says whether controller a is a better one to keep than b.
+func (d *differ) better(a, b fabric.Controller) bool {
+	if (a.State == stateLive) != (b.State == stateLive) {
+		return a.State == stateLive
+	}
+	am, bm := a.HostNQN == d.hostNQN, b.HostNQN == d.hostNQN
+	if am != bm {
+		return am
+	}
+	if a.State == stateDead || b.State == stateDead {
+		return b.State == stateDead && a.State != stateDead
+	}
+	return a.Instance < b.Instance || (a.Instance == b.Instance && a.Name < b.Name)
 }
 
 // attachedHere says whether v is attached to this host.
@@ -260,8 +296,10 @@ func (d *differ) present(v *spec.Volume) {
 	wantT := toFabric(d.st.TimeoutsFor(v))
 	connect := Action{Kind: KindConnect, Volume: v.Name, NQN: nqn, Address: d.address, Port: d.port,
 		HostNQN: d.hostNQN, Timeouts: &wantT}
-	// Keep the first usable controller; any duplicate for the same NQN is
-	// disconnected.
+	// Keep the best controller (live, then with the declared host NQN,
+	// then the lowest name); any other of ours for the same NQN is a
+	// duplicate. All of them are at this target's address and port
+	// (ownership), so the one kept is never one a connect would duplicate.
 	var cur *fabric.Controller
 	for i := range ctrls {
 		c := ctrls[i]
@@ -269,8 +307,12 @@ func (d *differ) present(v *spec.Volume) {
 		if c.State == stateDeleting {
 			continue
 		}
-		if cur == nil {
+		if cur == nil || d.better(c, *cur) {
 			cur = &ctrls[i]
+		}
+	}
+	for _, c := range ctrls {
+		if cur == nil || c.State == stateDeleting || c.Name == cur.Name {
 			continue
 		}
 		d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("duplicate controller for %s (keeping %s)", nqn, cur.Name))
@@ -285,14 +327,6 @@ func (d *differ) present(v *spec.Volume) {
 	}
 	connect.Controller = cur.Name
 	var wrong []string
-	if cur.TrAddr != d.address {
-		wrong = append(wrong, fmt.Sprintf("traddr %s", cur.TrAddr))
-		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "traddr", Want: d.address, Got: cur.TrAddr})
-	}
-	if cur.TrSvcID != strconv.Itoa(d.port) {
-		wrong = append(wrong, fmt.Sprintf("trsvcid %s", cur.TrSvcID))
-		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "trsvcid", Want: strconv.Itoa(d.port), Got: cur.TrSvcID})
-	}
 	if cur.HostNQN != "" && d.hostNQN != "" && cur.HostNQN != d.hostNQN {
 		wrong = append(wrong, fmt.Sprintf("hostnqn %s", cur.HostNQN))
 		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "hostnqn", Want: d.hostNQN, Got: cur.HostNQN})
@@ -405,15 +439,6 @@ func (d *differ) absent(v *spec.Volume) {
 	}
 }
 
-// managedDisk says whether disk is fully ours: the slot prefix, the file
-// <basePath>/<slot>.img and the NQN <nqnPrefix><slot>.
-func (d *differ) managedDisk(disk rds.Disk) bool {
-	if d.st.Target != nil && d.st.Target.SlotPrefix != "" && !strings.HasPrefix(disk.Slot, d.st.Target.SlotPrefix) {
-		return false
-	}
-	return disk.FilePath == d.st.FilePath(disk.Slot) && disk.NQN == d.st.NQN(disk.Slot)
-}
-
 // undeclared handles disks and files no volume declares (full runs only).
 func (d *differ) undeclared() {
 	if d.obs.RDS == nil {
@@ -430,7 +455,7 @@ func (d *differ) undeclared() {
 		if declared[disk.Slot] {
 			continue
 		}
-		if !d.managedDisk(disk) {
+		if !managedDisk(d.st, disk) {
 			d.p.Notes = append(d.p.Notes, fmt.Sprintf("disk %s (%s, %s) is not declared and not fully managed: never touched",
 				disk.Slot, disk.FilePath, disk.NQN))
 			continue
@@ -479,8 +504,8 @@ func (d *differ) orphans() {
 		return
 	}
 	report := d.st.Policy != nil && d.st.Policy.Orphans == spec.OrphansReport
-	for _, c := range d.obs.Controllers {
-		if c.Transport != "tcp" || d.claimed[c.Name] || !fabric.IsManaged(c.SubsysNQN, []string{d.prefix}) {
+	for _, c := range d.owned {
+		if d.claimed[c.Name] {
 			continue
 		}
 		name := strings.TrimPrefix(c.SubsysNQN, d.st.NQN(""))
@@ -495,6 +520,79 @@ func (d *differ) orphans() {
 			d.detach(KindDisconnectOrphan, name, c, "no volume attached to this host declares it")
 		}
 	}
+}
+
+// massDetachGuard holds back every disconnect of a full run when the state
+// declares no volume attached to this host, or when the plan would
+// disconnect more than half (and at least two) of this host's owned
+// controllers at once: that is what a half-written, emptied or wrong file
+// looks like (Argo CD's allowEmpty idea). The deletes that wait for those
+// disconnects are held too. Scope.AllowMassDetach lifts it. Tombstones
+// (state: absent) are exempt.
+func (d *differ) massDetachGuard() {
+	if !d.known || !d.obs.Fabric {
+		return // an unknown host already blocks every disconnect
+	}
+	attached := 0
+	for i := range d.st.Volumes {
+		v := &d.st.Volumes[i]
+		if v.State != spec.Absent && d.attachedHere(v) {
+			attached++
+		}
+	}
+	owned := 0
+	for _, c := range d.owned {
+		if c.State != stateDeleting {
+			owned++
+		}
+	}
+	// A tombstone (state: absent) is an explicit wish no truncated file can
+	// produce: its disconnect neither counts nor is held.
+	tombstone := map[string]bool{}
+	for _, v := range d.st.Volumes {
+		if v.State == spec.Absent {
+			tombstone[v.Name] = true
+		}
+	}
+	guarded := func(a Action) bool {
+		return (a.Kind == KindDisconnect || a.Kind == KindDisconnectOrphan) && !tombstone[a.Volume]
+	}
+	detach := 0
+	for _, a := range d.p.Actions {
+		if guarded(a) {
+			detach++
+		}
+	}
+	var why string
+	switch {
+	case detach == 0:
+		return
+	case attached == 0:
+		why = fmt.Sprintf("the state declares no volume attached to %s", d.host)
+	case detach >= 2 && 2*detach > owned:
+		why = fmt.Sprintf("%d of the %d controllers of %s would be disconnected at once", detach, owned, d.host)
+	default:
+		return
+	}
+	held := map[string]bool{}
+	for i := range d.p.Actions {
+		a := &d.p.Actions[i]
+		if !guarded(*a) {
+			continue
+		}
+		held[a.Volume] = true
+		a.Wanted, a.Kind, a.Blocked = a.Kind, KindBlocked, RuleMassDetach
+		a.Reason = a.Reason + "; held back: " + why
+	}
+	for i := range d.p.Actions {
+		a := &d.p.Actions[i]
+		if (a.Kind == KindDelete || a.Kind == KindRemoveFile) && held[a.Volume] {
+			a.Wanted, a.Kind, a.Blocked = a.Kind, KindBlocked, RuleMassDetach
+			a.Reason = a.Reason + "; held back with its disconnect: " + why
+		}
+	}
+	d.p.Notes = append([]string{fmt.Sprintf("held back %d disconnect(s): %s; if that is meant, apply with --allow-mass-detach", detach, why)},
+		d.p.Notes...)
 }
 
 // Fingerprint is the sha256 of the canonical observed state (sorted, pool

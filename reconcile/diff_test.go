@@ -57,6 +57,14 @@ func diffCases() []diffCase {
 	wrongNQN.NQN = "nqn.2000-02.com.mikrotik:other"
 	wrongAddr := ctrl("nvme0", "t-a", defTimeouts)
 	wrongAddr.TrAddr = "10.9.9.9"
+	otherPort := ctrl("nvme3", "t-a", defTimeouts)
+	otherPort.TrSvcID = "4421"
+	otherRDS := ctrl("nvme4", "t-old", defTimeouts)
+	otherRDS.TrAddr = "10.0.0.2"
+	handMade := disk("t-hand", gi)
+	handMade.FilePath = "other/t-hand.img"
+	otherHostNQN := ctrl("nvme0", "t-a", defTimeouts)
+	otherHostNQN.HostNQN = "nqn.2014-08.org.nvmexpress:uuid:other"
 	foreign := ctrl("nvme5", "x", defTimeouts)
 	foreign.SubsysNQN = "nqn.2014-08.org.example:foreign"
 	foreignDisk := disk("t-z", gi)
@@ -99,8 +107,29 @@ func diffCases() []diffCase {
 `, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{mounted(ctrl("nvme0", "t-a", defTimeouts))},
 			want: []string{"blocked:disconnect t-a", "blocked:delete t-a"}, rule: RuleInUse},
 		{name: "attached elsewhere: disconnect here", volumes: `  - {name: t-a, size: 1Gi, attachments: [node-b]}
-`, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
+  - {name: t-b, size: 1Gi, attachments: [node-a]}
+`, disks: []rds.Disk{disk("t-a", gi), disk("t-b", gi)}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), ctrl("nvme1", "t-b", defTimeouts)},
 			want: []string{"disconnect t-a"}},
+		{name: "mass detach: nothing attached here holds every disconnect", volumes: `  - {name: t-a, size: 1Gi, attachments: [node-b]}
+`, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), ctrl("nvme1", "t-old", defTimeouts)},
+			want: []string{"blocked:disconnect t-a", "blocked:disconnect-orphan t-old"}, rule: RuleMassDetach},
+		{name: "mass detach: an empty state holds orphan disconnects", volumes: "",
+			ctrls: []fabric.Controller{ctrl("nvme1", "t-old", defTimeouts)},
+			want:  []string{"blocked:disconnect-orphan t-old"}, rule: RuleMassDetach},
+		{name: "mass detach: more than half at once is held", volumes: volA + `  - {name: t-b, size: 1Gi}
+  - {name: t-c, size: 1Gi}
+`, disks: []rds.Disk{disk("t-a", gi), disk("t-b", gi), disk("t-c", gi)},
+			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), ctrl("nvme1", "t-b", defTimeouts), ctrl("nvme2", "t-c", defTimeouts)},
+			want:  []string{"blocked:disconnect t-b", "blocked:disconnect t-c"}, rule: RuleMassDetach},
+		{name: "mass detach: allowed by the scope", volumes: "", scope: &Scope{Orphans: true, AllowMassDetach: true},
+			ctrls: []fabric.Controller{ctrl("nvme1", "t-old", defTimeouts)}, want: []string{"disconnect-orphan t-old"}},
+		{name: "mass detach: a scoped run is not guarded", volumes: `  - {name: t-a, size: 1Gi}
+`, scope: &Scope{Volumes: []string{"t-a"}}, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)}, want: []string{"disconnect t-a"}},
+		{name: "mass detach: the held disconnect holds its prune", volumes: volA, scope: &Scope{Prune: true, Orphans: true},
+			disks: []rds.Disk{disk("t-a", gi), disk("t-b", gi), disk("t-c", gi)},
+			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), ctrl("nvme1", "t-b", defTimeouts), ctrl("nvme2", "t-c", defTimeouts)},
+			want:  []string{"blocked:disconnect-orphan t-b", "blocked:disconnect-orphan t-c", "blocked:delete t-b", "blocked:delete t-c"}, rule: RuleMassDetach},
 		{name: "timeouts in place", volumes: `  - {name: t-a, size: 1Gi, attachments: [node-a], connection: {ctrlLossTmo: 600}}
 `, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
 			want: []string{"set-timeouts t-a"}, wantDrift: []string{"t-a host timeouts"}},
@@ -112,8 +141,19 @@ func diffCases() []diffCase {
 		{name: "keep-alive change on a mounted volume is blocked", volumes: `  - {name: t-a, size: 1Gi, attachments: [node-a]}
 `, disks: []rds.Disk{disk("t-a", gi)}, ctrls: []fabric.Controller{mounted(ctrl("nvme0", "t-a", tmoKato))},
 			want: []string{"blocked:reconnect t-a"}, rule: RuleInUse},
-		{name: "wrong traddr reconnects", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
-			ctrls: []fabric.Controller{wrongAddr}, want: []string{"reconnect t-a"}, wantDrift: []string{"t-a host traddr"}},
+		{name: "another address is another target: connect ours, keep theirs", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{wrongAddr}, want: []string{"connect t-a"}, wantDrift: []string{}},
+		{name: "another port is another target", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), otherPort}, want: nil},
+		{name: "same NQN at two addresses, ours sorts second: nothing to do", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{wrongAddr, ctrl("nvme1", "t-a", defTimeouts)}, want: nil, wantDrift: []string{}},
+		{name: "another RDS's orphan-looking controller is foreign", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), otherRDS}, want: nil, wantDrift: []string{}},
+		{name: "a controller of a hand-made disk on this RDS is foreign", volumes: volA,
+			disks: []rds.Disk{disk("t-a", gi), handMade}, ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts), ctrl("nvme1", "t-hand", defTimeouts)},
+			want: nil, wantDrift: []string{}},
+		{name: "duplicate with the wrong host NQN goes, the right one stays", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
+			ctrls: []fabric.Controller{otherHostNQN, ctrl("nvme1", "t-a", defTimeouts)}, want: []string{"disconnect t-a"}},
 		{name: "dead controller reconnects", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},
 			ctrls: []fabric.Controller{withState(ctrl("nvme0", "t-a", defTimeouts), "dead")}, want: []string{"reconnect t-a"}},
 		{name: "connecting controller is left to the kernel", volumes: volA, disks: []rds.Disk{disk("t-a", gi)},

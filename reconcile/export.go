@@ -11,7 +11,7 @@ import (
 // can be adopted: target, defaults, policy and hosts come from base; one
 // volume per fully managed RDS disk (slot prefix, <basePath>/<slot>.img,
 // <nqnPrefix><slot>), attached to host when this host has a controller for
-// it, with connection timeouts only where the live ones differ from the
+// it (at this target's address and port), with connection timeouts only where the live ones differ from the
 // defaults. Planning the result against the same live state is empty.
 func Export(base *spec.State, obs *Observed, host string) *spec.State {
 	out := &spec.State{APIVersion: spec.APIVersion, Kind: spec.Kind, Target: base.Target, Defaults: base.Defaults,
@@ -19,18 +19,18 @@ func Export(base *spec.State, obs *Observed, host string) *spec.State {
 	for n, h := range base.Hosts {
 		out.Hosts[n] = h
 	}
-	d := &differ{st: base}
+	own := ownerOf(base, obs)
 	defaults := toFabric(base.TimeoutsFor(nil))
 	attached := false
 	if obs.RDS != nil {
 		for _, disk := range obs.RDS.Disks {
-			if !d.managedDisk(disk) {
+			if !managedDisk(base, disk) {
 				continue
 			}
 			v := spec.Volume{Name: disk.Slot, Size: spec.Quantity{Bytes: disk.Size}}
 			for _, c := range obs.Controllers {
-				if c.Transport != "tcp" || c.SubsysNQN != base.NQN(disk.Slot) || c.State == stateDeleting {
-					continue
+				if ok, _ := own.classify(c); !ok || c.SubsysNQN != base.NQN(disk.Slot) || c.State == stateDeleting {
+					continue // another target's controller is not an attachment here
 				}
 				v.Attachments = []string{host}
 				attached = true

@@ -88,9 +88,19 @@ func timeoutsOf(t *fabric.Timeouts) string {
 	return fmtTimeouts(*t)
 }
 
+// TextOptions tune RenderPlanText.
+type TextOptions struct {
+	// Verbose lists the foreign controllers one by one (else a count in
+	// the notes).
+	Verbose bool
+}
+
 // RenderText writes the plan like Terraform: a line per action with its
 // mark and reason, drift, notes and a summary line.
-func RenderText(w io.Writer, p *Plan) error {
+func RenderText(w io.Writer, p *Plan) error { return RenderPlanText(w, p, TextOptions{}) }
+
+// RenderPlanText is RenderText with options.
+func RenderPlanText(w io.Writer, p *Plan, o TextOptions) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Plan for host %q", p.Host)
 	if p.Revision != "" {
@@ -136,6 +146,14 @@ func RenderText(w io.Writer, p *Plan) error {
 		for _, n := range p.Notes {
 			fmt.Fprintf(&b, "  - %s\n", n)
 		}
+	}
+	if o.Verbose && len(p.Foreign) > 0 {
+		b.WriteString("\nForeign controllers (never touched):\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, f := range p.Foreign {
+			fmt.Fprintf(tw, "  %s\t%s\t%s:%s\t%s\t%s\n", f.Controller, f.NQN, f.Address, f.Port, f.State, f.Why)
+		}
+		_ = tw.Flush()
 	}
 	s := p.Summary()
 	fmt.Fprintf(&b, "\nPlan: %d to create, %d to change, %d to disconnect, %d to delete, %d blocked.\n",
@@ -231,7 +249,7 @@ func RenderStatusTable(w io.Writer, s *Status) error {
 	}
 	b.WriteString("\n\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VOLUME\tRDS\tEXPORTED\tSIZE\tCONTROLLER\tSTATE\tDEVICE\tMOUNTED\tDRIFT\tCONDITION\tREASON")
+	fmt.Fprintln(tw, "VOLUME\tRDS\tEXPORTED\tSIZE\tCONTROLLER\tSTATE\tDEVICE\tIN USE\tDRIFT\tCONDITION\tREASON")
 	for _, v := range s.Volumes {
 		present, exported, sz := "-", "-", "-"
 		if v.RDS != nil {
@@ -250,7 +268,7 @@ func RenderStatusTable(w io.Writer, s *Status) error {
 				if v.Host.Device != "" {
 					dev = v.Host.Device
 				}
-				mounted = yesNo(v.Host.Mounted)
+				mounted = yesNo(v.Host.InUse)
 			} else if !v.Host.Attached {
 				ctrl = "(not attached)"
 			}

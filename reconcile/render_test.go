@@ -42,12 +42,15 @@ func goldenPlan(t *testing.T) *Plan {
   - {name: t-d, size: 1Gi, attachments: [node-a], connection: {keepAliveTmo: 15}}
   - {name: t-e, size: 512Mi}
 `)
+	// Another RDS exports a volume of the same name under the default prefix.
+	otherTarget := ctrl("nvme5", "t-orphan", defTimeouts)
+	otherTarget.TrAddr = "10.0.0.2"
 	off := disk("t-e", gi)
 	off.Export = false
 	obs := &Observed{Fabric: true, RDS: &rds.Inventory{
 		Disks: []rds.Disk{disk("t-b", gi), disk("t-c", gi), disk("t-d", gi), off, disk("t-old", gi)},
 	}, Controllers: []fabric.Controller{ctrl("nvme0", "t-b", defTimeouts), ctrl("nvme1", "t-c", defTimeouts),
-		ctrl("nvme2", "t-d", defTimeouts), mounted(ctrl("nvme3", "t-gone", defTimeouts)), ctrl("nvme4", "t-orphan", defTimeouts)}}
+		ctrl("nvme2", "t-d", defTimeouts), mounted(ctrl("nvme3", "t-gone", defTimeouts)), ctrl("nvme4", "t-orphan", defTimeouts), otherTarget}}
 	p := Diff(st, obs, "node-a", Full(false))
 	p.Revision = "abc1234+dirty"
 	p.CreatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -62,6 +65,11 @@ func TestRenderGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "plan.txt", b.Bytes())
+	b.Reset()
+	if err := RenderPlanText(&b, p, TextOptions{Verbose: true}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan-verbose.txt", b.Bytes())
 	b.Reset()
 	if err := RenderJSON(&b, p); err != nil {
 		t.Fatal(err)

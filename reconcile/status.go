@@ -27,8 +27,11 @@ type Status struct {
 	Time          time.Time      `json:"time"`
 	Volumes       []VolumeStatus `json:"volumes"`
 	Orphans       []OrphanStatus `json:"orphans"`
-	Drift         []Drift        `json:"drift"`
-	Plan          Summary        `json:"plan"`
+	// Foreign are controllers under the managed prefix that are not this
+	// state's (another target or port, an unmanaged disk).
+	Foreign []ForeignController `json:"foreign"`
+	Drift   []Drift             `json:"drift"`
+	Plan    Summary             `json:"plan"`
 }
 
 // VolumeStatus is one declared volume.
@@ -59,6 +62,10 @@ type HostState struct {
 	Device     string `json:"device,omitempty"`
 	Mounted    bool   `json:"mounted"`
 	MountedBy  string `json:"mountedBy,omitempty"`
+	// InUse: mounted, held, open by a process or active swap; InUseBy
+	// says which and by whom.
+	InUse   bool   `json:"inUse"`
+	InUseBy string `json:"inUseBy,omitempty"`
 }
 
 // OrphanStatus is an undeclared managed controller.
@@ -95,6 +102,11 @@ func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
 		driftBy[d.Volume] = append(driftBy[d.Volume], fmt.Sprintf("%s %s: want %s, got %s", d.Where, d.Field, d.Want, d.Got))
 	}
 	claimed := map[string]bool{}
+	own := ownerOf(st, obs)
+	s.Foreign = p.Foreign
+	if s.Foreign == nil {
+		s.Foreign = []ForeignController{}
+	}
 	vols := slices.Clone(st.Volumes)
 	slices.SortFunc(vols, func(a, b spec.Volume) int { return strings.Compare(a.Name, b.Name) })
 	for i := range vols {
@@ -119,7 +131,7 @@ func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
 			hs := &HostState{Attached: slices.Contains(v.Attachments, host)}
 			for j := range obs.Controllers {
 				c := &obs.Controllers[j]
-				if c.Transport == "tcp" && c.SubsysNQN == nqn {
+				if owned, _ := own.classify(*c); owned && c.SubsysNQN == nqn {
 					claimed[c.Name] = true
 					if ctrl == nil || (ctrl.State != stateLive && c.State == stateLive) {
 						ctrl = c
@@ -132,7 +144,11 @@ func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
 					hs.Device = ctrl.Namespaces[0].Device
 				}
 				if busy, by := inUse(*ctrl); busy {
-					hs.Mounted, hs.MountedBy = true, by
+					hs.InUse, hs.InUseBy = true, by
+					hs.Mounted = strings.Contains(by, " mounted on ")
+					if hs.Mounted {
+						hs.MountedBy = by
+					}
 				}
 			}
 			vs.Host = hs
@@ -141,9 +157,8 @@ func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
 		s.Volumes = append(s.Volumes, vs)
 	}
 	if obs.Fabric {
-		prefix := st.ManagedNQNPrefix()
 		for _, c := range obs.Controllers {
-			if c.Transport != "tcp" || claimed[c.Name] || !fabric.IsManaged(c.SubsysNQN, []string{prefix}) {
+			if owned, _ := own.classify(c); !owned || claimed[c.Name] {
 				continue
 			}
 			o := OrphanStatus{Controller: c.Name, NQN: c.SubsysNQN, State: c.State}

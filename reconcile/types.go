@@ -217,6 +217,10 @@ type Plan struct {
 	// Notes are things worth saying that are no action (orphans reported
 	// under policy "report", undeclared disks kept because prune is off).
 	Notes []string `json:"notes,omitempty"`
+	// Foreign lists the controllers under the managed NQN prefix that are
+	// not this state's (another target, port or unmanaged disk): never
+	// touched.
+	Foreign []ForeignController `json:"foreign,omitempty"`
 }
 
 // Scope limits what a plan considers.

@@ -19,6 +19,8 @@ type applyFlags struct {
 	prune       bool
 	parallelism int
 	stateDir    string
+	massOK      bool
+	verbose     bool
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -62,6 +64,8 @@ names the holder to a second one.`,
 	fl.BoolVar(&f.prune, "prune", false, "also delete managed RDS disks that no volume declares (never protected ones, never with an empty state)")
 	fl.IntVar(&f.parallelism, "parallelism", reconcile.DefaultParallelism, "host actions run at once")
 	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder)")
+	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also list the foreign controllers in the plan")
 	return cmd
 }
 
@@ -102,7 +106,7 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	}
 	defer release()
 	r := w.reconciler(g, f.parallelism, nil)
-	sc := scopeFor(st, f.prune)
+	sc := scopeFor(st, f.prune, f.massOK)
 	if saved != nil {
 		sc = saved.Scope
 	}
@@ -114,7 +118,7 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	if saved != nil && saved.Fingerprint != p.Fingerprint {
 		return fail(fmt.Errorf("%s: %w", planFile, reconcile.ErrStalePlan))
 	}
-	if err := reconcile.RenderText(g.stdout, p); err != nil {
+	if err := reconcile.RenderPlanText(g.stdout, p, reconcile.TextOptions{Verbose: f.verbose}); err != nil {
 		return fail(err)
 	}
 	if !p.HasChanges() {

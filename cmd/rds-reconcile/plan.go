@@ -24,6 +24,8 @@ type planFlags struct {
 	detailed bool
 	out      string
 	prune    bool
+	massOK   bool
+	verbose  bool
 }
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -43,7 +45,15 @@ it would take them, each with its reason:
   !    blocked: a safety rule stops the action; the rule is named
 
 Drift (values changed outside rds-reconcile) and notes (orphans reported,
-undeclared disks kept) follow; the last line counts the actions.
+undeclared disks kept, foreign controllers counted) follow; the last line
+counts the actions.
+
+Only controllers that are provably this state's are ever touched: NQN under
+the managed prefix AND this target's address and NVMe port AND (where the
+RDS lists it) a managed disk. Others are foreign: counted in the notes,
+listed with -v. A state that declares no volume for this host, or that would
+disconnect more than half of this host's controllers at once, holds those
+disconnects back (! mass-detach) unless --allow-mass-detach.
 
 With --detailed-exitcode the exit status says what the plan holds:
 0 no changes, 2 changes, 3 changes blocked by a safety rule, 1 error.
@@ -61,6 +71,8 @@ state it saw; apply PLANFILE refuses it once either has changed.`,
 	fl.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes, 3 when a safety rule blocks one, 1 on error")
 	fl.StringVar(&f.out, "out", "", "save the plan to this file, for apply PLANFILE")
 	fl.BoolVar(&f.prune, "prune", false, "also delete managed RDS disks that no volume declares (never protected ones, never with an empty state)")
+	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also list the foreign controllers (under the managed NQN prefix but another target, port or unmanaged disk)")
 	return cmd
 }
 
@@ -79,7 +91,7 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 	}
 	defer w.close()
 	r := w.reconciler(g, 0, nil)
-	p, err := r.Plan(ctx, st, scopeFor(st, f.prune))
+	p, err := r.Plan(ctx, st, scopeFor(st, f.prune, f.massOK))
 	if err != nil {
 		return &exitError{code: exitFailed, err: err}
 	}
@@ -87,7 +99,7 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 	if f.output == "json" {
 		err = reconcile.RenderJSON(g.stdout, p)
 	} else {
-		err = reconcile.RenderText(g.stdout, p)
+		err = reconcile.RenderPlanText(g.stdout, p, reconcile.TextOptions{Verbose: f.verbose})
 	}
 	if err != nil {
 		return &exitError{code: exitFailed, err: err}

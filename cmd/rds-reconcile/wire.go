@@ -220,6 +220,11 @@ func absFiles(files []string) []string {
 }
 
 // scopeFor is the scope of a whole-state CLI run.
-func scopeFor(st *spec.State, prune bool) reconcile.Scope {
-	return reconcile.Full(prune || (st.Policy != nil && st.Policy.Prune))
+func scopeFor(st *spec.State, prune, allowMassDetach bool) reconcile.Scope {
+	sc := reconcile.Full(prune || (st.Policy != nil && st.Policy.Prune))
+	sc.AllowMassDetach = allowMassDetach
+	return sc
 }
+
+// massDetachHelp is the help of --allow-mass-detach (plan, apply, run).
+const massDetachHelp = "disconnect even when the state declares no volume for this host, or drops more than half of this host's volumes at once (held back by default: that is what a half-written or emptied file looks like)"
