@@ -21,6 +21,12 @@ var (
 	ErrStalePlan = errors.New("plan is stale: the live or desired state changed since it was made; run plan again")
 	// ErrNotConverged: after apply, a new plan still has actions.
 	ErrNotConverged = errors.New("not converged")
+	// ErrNotVisible: an action reported success but the live state observed
+	// after apply does not show its effect.
+	ErrNotVisible = errors.New("effect not visible after apply")
+	// ErrUndo: an action would undo what an earlier phase of the same apply
+	// produced (e.g. disconnect the controller a connect just returned).
+	ErrUndo = errors.New("refused: it would undo an earlier step of this apply")
 	// ErrNoRDS and ErrNoFabric: the plan needs a side the Reconciler has no
 	// client for.
 	ErrNoRDS    = errors.New("no RDS client configured")
@@ -58,6 +64,13 @@ type Result struct {
 	Duration  time.Duration  `json:"duration"`
 	// Remaining is the plan made after apply by Reconcile (nil from Apply).
 	Remaining *Plan `json:"remaining,omitempty"`
+	// After is the plan made from the live state observed once the phases
+	// ran, against which every touched volume was verified (nil when
+	// nothing ran).
+	After *Plan `json:"after,omitempty"`
+	// VerifyErr: the live state could not be observed again, so nothing
+	// was verified.
+	VerifyErr error `json:"-"`
 }
 
 // ApplyError lists what failed or was skipped.
@@ -103,6 +116,9 @@ func (r *Result) Err() error {
 		case a.Err != nil:
 			e.Failed = append(e.Failed, a)
 		}
+	}
+	if len(e.Failed) == 0 && len(e.Skipped) == 0 && r.VerifyErr != nil {
+		return fmt.Errorf("apply ran but could not be verified: %w", r.VerifyErr)
 	}
 	if len(e.Failed) == 0 && len(e.Skipped) == 0 {
 		if r.Remaining == nil {
@@ -160,6 +176,7 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 		}
 	}
 	res := &Result{}
+	ap := &applier{r: r, pol: pol, made: map[string]string{}}
 	var mu sync.Mutex
 	failed := map[string][]Kind{} // volume -> kinds that failed or were skipped
 	report := func(ar ActionResult) {
@@ -246,7 +263,7 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 						continue
 					}
 					t0 := time.Now()
-					attempts, err := r.run(ctx, pol, a)
+					attempts, err := ap.do(ctx, a)
 					ar := ActionResult{Action: a, Duration: time.Since(t0), Attempts: attempts, Err: err}
 					if err != nil {
 						r.log.Warn("action failed", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
@@ -267,8 +284,64 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 		pos[actionKey(a)] = i
 	}
 	slices.SortStableFunc(res.Actions, func(a, b ActionResult) int { return pos[actionKey(a.Action)] - pos[actionKey(b.Action)] })
+	if res.Succeeded > 0 {
+		r.verify(ctx, st, p.Scope, res, opts.Progress)
+	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// verify observes once more and checks every volume an action succeeded
+// on: an effect that is not visible turns that volume's successes into
+// failures (ErrNotVisible), so "done" means done. A volume is unverified
+// when the new plan still wants a change for it that is not destructive
+// (a connect, rescan, grow...: what apply was to produce), or the very
+// action that reported success. Disconnects and deletes the caller held
+// back on purpose (the loop's two-pass confirmation) are not a failure.
+func (r *Reconciler) verify(ctx context.Context, st *spec.State, sc Scope, res *Result, progress func(ActionResult)) {
+	after, err := r.Plan(ctx, st, sc)
+	if err != nil {
+		res.VerifyErr = err
+		r.log.Warn("apply: could not observe the live state again to verify", "err", err)
+		return
+	}
+	res.After = after
+	done := map[string]bool{}
+	failed := map[string]bool{} // volumes whose failure is already reported
+	for _, ar := range res.Actions {
+		if ar.Err == nil && !ar.Skipped {
+			done[actionKey(ar.Action)] = true
+		} else {
+			failed[ar.Action.Volume] = true
+		}
+	}
+	missing := map[string][]string{} // volume -> what the new plan still wants
+	for _, a := range after.Actions {
+		if a.Kind == KindBlocked || a.Volume == "" || failed[a.Volume] {
+			continue
+		}
+		if a.Kind.Destructive() && !done[actionKey(a)] {
+			continue
+		}
+		missing[a.Volume] = append(missing[a.Volume], Describe(a))
+	}
+	for i := range res.Actions {
+		ar := &res.Actions[i]
+		want, ok := missing[ar.Action.Volume]
+		if !ok || ar.Err != nil || ar.Skipped {
+			continue
+		}
+		ar.Err = fmt.Errorf("%w: %s reported success, but the live state still needs: %s",
+			ErrNotVisible, ar.Action.Kind, strings.Join(want, "; "))
+		ar.Error = ar.Err.Error()
+		res.Succeeded--
+		res.Failed++
+		r.opts.Metrics.action(ar.Action.Kind, "unverified")
+		r.log.Warn("action not verified", "kind", ar.Action.Kind, "volume", ar.Action.Volume, "still", want)
+		if progress != nil {
+			progress(*ar)
+		}
+	}
 }
 
 // dependsOn lists the earlier kinds of the same volume k needs: a connect
@@ -303,8 +376,21 @@ func actionKey(a Action) string {
 	return string(a.Kind) + "\x00" + a.Volume + "\x00" + a.Controller + "\x00" + a.FilePath
 }
 
-// run executes one action with retries.
-func (r *Reconciler) run(ctx context.Context, pol RetryPolicy, a Action) (uint, error) {
+// applier runs the actions of one Apply. It remembers the controllers
+// that connects produced, so that no later phase undoes them: with the
+// same NQN reachable twice, a connect may answer with an existing
+// controller (EALREADY) that the plan had down as a duplicate.
+type applier struct {
+	r   *Reconciler
+	pol RetryPolicy
+
+	mu   sync.Mutex
+	made map[string]string // controller -> volume whose connect produced it
+}
+
+// do executes one action with retries.
+func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
+	r, pol := ap.r, ap.pol
 	rdsRetry := func(err error) bool { return rds.IsRetryable(err) }
 	fabRetry := func(err error) bool { return fabric.IsRetryable(err) }
 	switch a.Kind {
@@ -339,7 +425,7 @@ func (r *Reconciler) run(ctx context.Context, pol RetryPolicy, a Action) (uint, 
 			return nil
 		})
 	case KindConnect:
-		return pol.do(ctx, fabRetry, func(uint) error { return r.connect(ctx, a) })
+		return pol.do(ctx, fabRetry, func(uint) error { return ap.connect(ctx, a) })
 	case KindSetTimeouts:
 		return pol.do(ctx, fabRetry, func(uint) error {
 			err := r.opts.Fabric.SetTimeouts(ctx, a.Controller, *a.Timeouts)
@@ -360,9 +446,15 @@ func (r *Reconciler) run(ctx context.Context, pol RetryPolicy, a Action) (uint, 
 		if err != nil {
 			return n, fmt.Errorf("disconnect %s: %w", a.Controller, err)
 		}
-		m, err := pol.do(ctx, fabRetry, func(uint) error { return r.connect(ctx, a) })
+		m, err := pol.do(ctx, fabRetry, func(uint) error { return ap.connect(ctx, a) })
 		return n + m, err
 	case KindDisconnect, KindDisconnectOrphan:
+		ap.mu.Lock()
+		by, made := ap.made[a.Controller]
+		ap.mu.Unlock()
+		if made {
+			return 0, fmt.Errorf("%w: %s is the controller the connect of %s returned", ErrUndo, a.Controller, by)
+		}
 		return pol.do(ctx, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
 	}
 	return 0, fmt.Errorf("unknown action kind %q", a.Kind)
@@ -381,12 +473,17 @@ func (r *Reconciler) diskExists(ctx context.Context, slot string) (bool, error) 
 	return false, nil
 }
 
-func (r *Reconciler) connect(ctx context.Context, a Action) error {
-	req := fabric.ConnectRequest{NQN: a.NQN, Address: a.Address, Port: a.Port, HostNQN: a.HostNQN, DeviceWait: r.opts.DeviceWait}
+func (ap *applier) connect(ctx context.Context, a Action) error {
+	req := fabric.ConnectRequest{NQN: a.NQN, Address: a.Address, Port: a.Port, HostNQN: a.HostNQN, DeviceWait: ap.r.opts.DeviceWait}
 	if a.Timeouts != nil {
 		req.Timeouts = *a.Timeouts
 	}
-	_, err := r.opts.Fabric.Connect(ctx, req)
+	c, err := ap.r.opts.Fabric.Connect(ctx, req)
+	if err == nil && c.Name != "" {
+		ap.mu.Lock()
+		ap.made[c.Name] = a.Volume
+		ap.mu.Unlock()
+	}
 	return err
 }
 
@@ -443,10 +540,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, st *spec.State, sc Scope) (*
 			r.opts.Metrics.reconciled(time.Since(t0), err)
 			return nil, err
 		}
-		after, err := r.Plan(ctx, st, sc)
-		if err != nil {
-			r.opts.Metrics.reconciled(time.Since(t0), err)
-			return res, err
+		after := res.After // Apply's verification already observed again
+		if after == nil {
+			if after, err = r.Plan(ctx, st, sc); err != nil {
+				r.opts.Metrics.reconciled(time.Since(t0), err)
+				return res, err
+			}
 		}
 		res.Remaining = after
 	} else {

@@ -411,3 +411,88 @@ func TestApplyDependencies(t *testing.T) {
 		t.Error("a disk was deleted while its controller is still connected")
 	}
 }
+
+// lyingFabric reports a connect as done but connects nothing: apply must
+// not believe it.
+type lyingFabric struct{ *fakeFabric }
+
+func (l lyingFabric) Connect(ctx context.Context, req fabric.ConnectRequest) (fabric.Controller, error) {
+	return fabric.Controller{Name: "nvme99", SubsysNQN: req.NQN}, nil
+}
+
+func TestApplyVerifiesEffects(t *testing.T) {
+	st := state(t, volA)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	ff := newFakeFabric(fr)
+	r := New(Options{RDS: fr, Fabric: lyingFabric{ff}, Host: "node-a"})
+	ctx := context.Background()
+	p, err := r.Plan(ctx, st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := summarize(p); !slices.Equal(got, []string{"connect t-a"}) {
+		t.Fatalf("plan %q", got)
+	}
+	res, err := r.Apply(ctx, st, p, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Succeeded != 0 || res.Failed != 1 {
+		t.Fatalf("succeeded %d failed %d, want 0 and 1: %+v", res.Succeeded, res.Failed, res.Actions)
+	}
+	if err := res.Err(); !errors.Is(err, ErrNotVisible) {
+		t.Fatalf("Err() = %v, want ErrNotVisible", err)
+	}
+	if !strings.Contains(res.Actions[0].Error, "connect nqn.2000-02.com.mikrotik:t-a") {
+		t.Errorf("the failure does not say what is still needed: %s", res.Actions[0].Error)
+	}
+	if res.After == nil || !res.After.HasChanges() {
+		t.Errorf("After = %+v, want the plan that still connects", res.After)
+	}
+}
+
+// TestApplyNeverUndoesItsOwnConnect: the same NQN twice, the kept
+// controller with the wrong host NQN: the reconnect's connect answers with
+// the existing controller (EALREADY), which the plan had down as a
+// duplicate. The later phase must not disconnect it.
+func TestApplyNeverUndoesItsOwnConnect(t *testing.T) {
+	st := state(t, volA)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	ff := newFakeFabric(fr)
+	wrongHost := ctrl("nvme0", "t-a", defTimeouts)
+	wrongHost.HostNQN = "nqn.2014-08.org.nvmexpress:uuid:other"
+	ff.add(wrongHost)
+	ff.add(ctrl("nvme1", "t-a", defTimeouts))
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	ctx := context.Background()
+	// The plan an older planner made (kept the first controller): reconnect
+	// nvme0, disconnect nvme1 as a duplicate.
+	want := toFabric(st.TimeoutsFor(st.Volume("t-a")))
+	p := &Plan{Scope: Full(false), Actions: []Action{
+		{Kind: KindReconnect, Phase: PhaseHost, Volume: "t-a", Controller: "nvme0", NQN: nqnP + "t-a", Address: "10.0.0.1",
+			Port: 4420, HostNQN: "nqn.2014-08.org.nvmexpress:uuid:a", Timeouts: &want, Reason: "wrong hostnqn"},
+		{Kind: KindDisconnect, Phase: PhaseHostDetach, Volume: "t-a", Controller: "nvme1", NQN: nqnP + "t-a", Reason: "duplicate"},
+	}}
+	res, err := r.Apply(ctx, st, p, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Err(); !errors.Is(err, ErrUndo) {
+		t.Fatalf("Err() = %v, want ErrUndo for the disconnect of nvme1", err)
+	}
+	ff.mu.Lock()
+	_, kept := ff.ctrls["nvme1"]
+	ff.mu.Unlock()
+	if !kept {
+		t.Fatal("nvme1, returned by the reconnect's connect, was disconnected by the same apply")
+	}
+	again, err := r.Plan(ctx, st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.HasChanges() {
+		t.Errorf("plan after apply not empty: %q", summarize(again))
+	}
+}

@@ -150,6 +150,17 @@ func (k Kind) Phase() Phase {
 	return PhaseRDS
 }
 
+// Destructive says whether k removes something (a controller, a disk, a
+// file) that a later pass could not simply put back: the kinds the loop
+// confirms over two passes and apply's verification lets a caller hold.
+func (k Kind) Destructive() bool {
+	switch k {
+	case KindDisconnect, KindDisconnectOrphan, KindDelete, KindRemoveFile:
+		return true
+	}
+	return false
+}
+
 // OnRDS says whether the action changes the RDS (else this host).
 func (k Kind) OnRDS() bool {
 	switch k {
