@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -114,7 +116,34 @@ func (k *fakeKernel) linux(opts LinuxOptions) *Linux {
 	}
 	l := NewLinux(opts)
 	l.writeAttr = k.writeAttr
+	l.statRdev = fakeStatRdev
 	return l
+}
+
+// fakeStatRdev stands in for statBlockRdev on fake trees, where device
+// nodes cannot be made: a small regular file whose content is "MAJOR:MINOR"
+// is that block device. It stats like the real one (symlinks such as
+// /proc/PID/fd/N followed), so benchmarks pay the same syscall; empty files
+// and anything else are not devices.
+func fakeStatRdev(path string) (uint32, uint32, bool) {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size == 0 || st.Size > 32 {
+		return 0, 0, false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	ma, mi, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+	if !ok {
+		return 0, 0, false
+	}
+	major, err1 := strconv.ParseUint(ma, 10, 32)
+	minor, err2 := strconv.ParseUint(mi, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uint32(major), uint32(minor), true
 }
 
 func (k *fakeKernel) classDir() string { return filepath.Join(k.root, "sys", "class", "nvme") }

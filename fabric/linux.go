@@ -69,6 +69,10 @@ type Linux struct {
 	log  *slog.Logger
 	// writeAttr writes one sysfs attribute; tests swap it for a fake kernel.
 	writeAttr func(path, value string) error
+	// statRdev gives a block device's major:minor (in-use detection: open
+	// fds, swap, loop backing files); tests swap it to map fake files to
+	// device numbers.
+	statRdev statRdevFunc
 
 	mu      sync.Mutex
 	hostNQN string // cached once resolved
@@ -106,7 +110,7 @@ func NewLinux(opts LinuxOptions) *Linux {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Linux{opts: opts, log: log.With("component", "fabric"), writeAttr: writeSysfs}
+	return &Linux{opts: opts, log: log.With("component", "fabric"), writeAttr: writeSysfs, statRdev: statBlockRdev}
 }
 
 type osFabrics struct{}
@@ -136,14 +140,22 @@ func writeSysfs(path, value string) error {
 
 func (l *Linux) fabricsPath() string { return filepath.Join(l.opts.DevRoot, "nvme-fabrics") }
 
-func (l *Linux) scanner(withMounts bool) (scanner, error) {
+// scanner returns a sysfs scanner; withInUse adds what in-use detection
+// needs, read once for the whole scan: the mount table, every process's
+// open block devices (our own process left out), the active swap areas and
+// the loop devices' backing files.
+func (l *Linux) scanner(withInUse bool) (scanner, error) {
 	s := scanner{sysfs: l.opts.SysfsRoot, dev: l.opts.DevRoot}
-	if withMounts {
+	if withInUse {
 		mt, err := readMountinfo(filepath.Join(l.opts.ProcRoot, "self", "mountinfo"))
 		if err != nil {
 			return s, err
 		}
-		s.mounts = mt
+		u, err := readUsage(l.opts.ProcRoot, l.opts.SysfsRoot, l.opts.DevRoot, os.Getpid(), l.statRdev)
+		if err != nil {
+			return s, err
+		}
+		s.mounts, s.usage = mt, u
 	}
 	return s, nil
 }
@@ -167,7 +179,8 @@ func (l *Linux) Usable(ctx context.Context) error {
 }
 
 // List returns every fabrics controller (pcie ones are skipped) with its
-// namespaces and their in-use state, from one sysfs scan.
+// namespaces and their in-use state, from one sysfs scan and one scan of
+// /proc (mountinfo, every process's open fds, swaps): see scanner.
 func (l *Linux) List(ctx context.Context) ([]Controller, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

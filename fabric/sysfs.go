@@ -142,11 +142,12 @@ func UnescapeMountInfo(s string) string {
 }
 
 // scanner reads one snapshot of sysfs. mounts is nil when in-use detection
-// is not wanted (the device wait loop).
+// is not wanted (the device wait loop); usage is then nil too.
 type scanner struct {
 	sysfs  string
 	dev    string
 	mounts mountTable
+	usage  *usageTable // open fds, swap and loop backing files, read once
 }
 
 func (s scanner) classDir() string { return filepath.Join(s.sysfs, "class", "nvme") }
@@ -288,6 +289,18 @@ func (s scanner) namespace(dev, pathDir string) Namespace {
 		holders, _ := os.ReadDir(filepath.Join(dir, "holders"))
 		for _, h := range holders {
 			reasons = append(reasons, name+" held by "+h.Name())
+		}
+		if s.usage == nil {
+			return
+		}
+		for _, loop := range s.usage.loops.lookup(name, mm) {
+			reasons = append(reasons, name+" held by "+loop)
+		}
+		if by := s.usage.openedBy(mm); by != "" {
+			reasons = append(reasons, name+" open by "+by)
+		}
+		if len(s.usage.swap.lookup(name, mm)) > 0 {
+			reasons = append(reasons, name+" active swap")
 		}
 	}
 	check(dev, blk, majmin)

@@ -38,8 +38,15 @@ type Namespace struct {
 	Size   int64  `json:"size"`   // bytes
 	Major  int    `json:"major"`
 	Minor  int    `json:"minor"`
-	// InUse is set when the namespace or a partition is mounted or has holders;
-	// InUseBy says by what ("mounted on /data", "holder dm-0").
+	// InUse is set when the namespace or one of its partitions is mounted
+	// (this mount namespace), has sysfs holders (device mapper, md, LVM,
+	// loop), is held open by a process other than this one (a VM's raw
+	// disk, a database on a raw device) or is active swap. A disconnect
+	// would pull the disk from under that user, so the guards refuse it.
+	// InUseBy says which device and by whom, one reason per finding joined
+	// with ", ": "nvme3n1 mounted on /data", "nvme3n1p1 held by dm-0",
+	// "nvme3n1 open by pid 1234 (qemu-system-x86)" (at most 3 processes,
+	// then "and N more"), "nvme3n1 active swap".
 	InUse   bool   `json:"inUse"`
 	InUseBy string `json:"inUseBy,omitempty"`
 }
