@@ -256,3 +256,34 @@ func TestNQNInUse(t *testing.T) {
 		t.Fatalf("after a stopped exporting: %q", out)
 	}
 }
+
+// TestNVMetTwoSimulatorsOnePort: two simulated RDS on one kernel, on two
+// addresses, both serving TCP port 4420: each gets its own nvmet port.
+func TestNVMetTwoSimulatorsOnePort(t *testing.T) {
+	cfs := t.TempDir()
+	a := NewNVMetBackend(t.TempDir(), cfs, "127.0.0.1")
+	b := NewNVMetBackend(t.TempDir(), cfs, "127.0.0.2")
+	a.rmdir, b.rmdir = fakeRmdir, fakeRmdir
+	sa := newTestServer(t, Options{Backend: a})
+	sb := newTestServer(t, Options{Backend: b})
+	mustExec(t, sa, addPVC)
+	mustExec(t, sb, strings.ReplaceAll(addPVC, "pvc-a", "pvc-b"))
+	pa, pb := filepath.Join(cfs, "ports", "4420"), filepath.Join(cfs, "ports", "65535")
+	if got := readFile(t, filepath.Join(pa, "addr_traddr")); got != "127.0.0.1" {
+		t.Errorf("port 4420 listens on %q", got)
+	}
+	if got := readFile(t, filepath.Join(pb, "addr_traddr")) + ":" + readFile(t, filepath.Join(pb, "addr_trsvcid")); got != "127.0.0.2:4420" {
+		t.Errorf("second simulator's port listens on %q, want 127.0.0.2:4420", got)
+	}
+	if _, err := os.Lstat(filepath.Join(pb, "subsystems", "nqn.2000-02.com.mikrotik:pvc-b")); err != nil {
+		t.Errorf("pvc-b not linked to the second port: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(pa, "subsystems", "nqn.2000-02.com.mikrotik:pvc-b")); err == nil {
+		t.Error("pvc-b linked to the first simulator's port")
+	}
+	// Export off finds the same port again.
+	mustExec(t, sb, `/disk set pvc-b nvme-tcp-export=no`)
+	if _, err := os.Lstat(filepath.Join(pb, "subsystems", "nqn.2000-02.com.mikrotik:pvc-b")); !os.IsNotExist(err) {
+		t.Errorf("pvc-b still linked after export off: %v", err)
+	}
+}

@@ -22,8 +22,9 @@ const DefaultConfigFS = "/sys/kernel/config/nvmet"
 //	ports/<tcp port>                 addr_adrfam=ipv4 addr_trtype=tcp addr_traddr addr_trsvcid
 //	ports/<tcp port>/subsystems/<nqn> -> subsystems/<nqn>
 //
-// One nvmet port per distinct TCP port, its id the port number. Ports stay
-// once made: they are cheap and other exports may reuse them.
+// One nvmet port per distinct address and TCP port, its id the port number
+// where free. Ports stay once made: they are cheap and other exports may
+// reuse them.
 type NVMetBackend struct {
 	*FileBackend
 	root string // .../nvmet
@@ -44,7 +45,36 @@ func NewNVMetBackend(dir, configfs, addr string) *NVMetBackend {
 }
 
 func (n *NVMetBackend) subsys(nqn string) string { return filepath.Join(n.root, "subsystems", nqn) }
-func (n *NVMetBackend) port(p int) string        { return filepath.Join(n.root, "ports", strconv.Itoa(p)) }
+
+// port is the nvmet port folder listening on this backend's address and
+// TCP port p. Its id is p when that id is free or already ours; else the
+// first free id from maxPortID down: two simulators on one kernel (two
+// "RDS" on 127.0.0.1 and 127.0.0.2) may both serve port 4420.
+func (n *NVMetBackend) port(p int) string {
+	ports := filepath.Join(n.root, "ports")
+	own := func(dir string) bool {
+		return readAttr(dir, "addr_traddr") == n.addr && readAttr(dir, "addr_trsvcid") == strconv.Itoa(p)
+	}
+	first := filepath.Join(ports, strconv.Itoa(p))
+	if !exists(first) || own(first) {
+		return first
+	}
+	entries, _ := os.ReadDir(ports)
+	for _, e := range entries {
+		if dir := filepath.Join(ports, e.Name()); own(dir) {
+			return dir
+		}
+	}
+	for id := maxPortID; id > 0; id-- {
+		if dir := filepath.Join(ports, strconv.Itoa(id)); !exists(dir) {
+			return dir
+		}
+	}
+	return first
+}
+
+// maxPortID is the largest nvmet port id (a u16).
+const maxPortID = 65535
 
 func writeAttr(dir, name, val string) error {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o644); err != nil {
