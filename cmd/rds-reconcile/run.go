@@ -27,6 +27,8 @@ type runFlags struct {
 	interval    time.Duration
 	listen      string
 	prune       bool
+	massOK      bool
+	settle      time.Duration
 	parallelism int
 	stateDir    string
 }
@@ -34,7 +36,7 @@ type runFlags struct {
 func newRunCmd(g *globals) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [-f FILE...] --interval D [--listen ADDR]",
+		Use:   "run -f FILE [-f FILE...] --interval D [--listen ADDR] [--settle D]",
 		Short: "Reconcile continuously (a pass at start, every interval, on file change, on SIGHUP)",
 		Long: `run is the level-triggered loop. It reconciles at once at start (orphan
 controllers left by a crash or a reboot are disconnected), then every
@@ -42,6 +44,24 @@ controllers left by a crash or a reboot are disconnected), then every
 whenever a state file changes (the folders are watched, so git pull and
 editors that replace files are seen) and on SIGHUP. Every pass re-reads the
 files; a state that does not load skips the pass and changes nothing.
+
+A pass acts only on state files that held still: it hashes them, waits
+--settle, loads them and hashes again, and starts over when they changed in
+between (or changed during the wait), so a file being written (cp, an
+editor, a slow sync) is never acted on half-written. Files that keep
+changing for 10 settle intervals skip the pass ("waiting for the state
+files to settle" in the log).
+
+A disconnect, a delete or a file removal runs only when two passes in a row
+plan it: the first pass holds it (logged, and /status shows the volume
+Progressing, "waits for confirmation by the next pass") and the next pass
+follows at once, one settle interval later, instead of after --interval. So
+orphan controllers found at start are disconnected about one settle
+interval after the first pass.
+
+A state that declares no volume for this host, or that would disconnect
+more than half of this host's controllers at once, disconnects nothing
+(blocked: mass-detach, logged) unless --allow-mass-detach.
 
 A volume whose actions fail backs off on its own (exponential, from the
 state's defaults.retry) while the others go on. SIGTERM or Ctrl-C stop it
@@ -62,6 +82,8 @@ It holds the state's lock (see apply --help) while it runs.`,
 	fl.DurationVar(&f.interval, "interval", time.Minute, "time between passes (jittered by +/-10%)")
 	fl.StringVar(&f.listen, "listen", "", "serve /metrics, /healthz and /status on this address (e.g. 127.0.0.1:9470)")
 	fl.BoolVar(&f.prune, "prune", false, "also delete managed RDS disks that no volume declares (never protected ones, never with an empty state)")
+	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
+	fl.DurationVar(&f.settle, "settle", reconcile.DefaultSettle, "how long the state files must stay unchanged before a pass acts on them; also the delay before the pass that confirms a disconnect or delete")
 	fl.IntVar(&f.parallelism, "parallelism", reconcile.DefaultParallelism, "host actions run at once")
 	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder)")
 	return cmd
@@ -80,6 +102,9 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	fail := func(err error) error { return &exitError{code: 1, err: err} }
 	if f.interval <= 0 {
 		return fail(errors.New("--interval must be positive"))
+	}
+	if f.settle <= 0 {
+		return fail(errors.New("--settle must be positive"))
 	}
 	ctx := cmd.Context()
 	log := g.logger()
@@ -137,12 +162,16 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 			}
 		}
 	}()
-	log.Info("reconcile loop started", "files", f.files, "interval", f.interval, "host", g.host, "revision", w.rev)
+	log.Info("reconcile loop started", "files", f.files, "interval", f.interval, "settle", f.settle,
+		"allow_mass_detach", f.massOK, "host", g.host, "revision", w.rev)
 	err = r.Run(ctx, reconcile.LoopOptions{
 		Interval: f.interval,
 		Files:    f.files,
 		Trigger:  trigger,
 		Prune:    f.prune,
+		Settle:   f.settle,
+
+		AllowMassDetach: f.massOK,
 		Load: func(ctx context.Context) (*spec.State, string, error) {
 			st, err := loadState(f.files)
 			if err != nil {
