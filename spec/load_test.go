@@ -88,7 +88,7 @@ func TestThreeErrors(t *testing.T) {
 	if len(*es) != 3 {
 		t.Fatalf("want 3 errors, got %d:\n%v", len(*es), err)
 	}
-	wantPaths := []string{"defaults.connection.reconnectDelay", "policy.prunne", "volumes[0].attachments[1]"}
+	wantPaths := []string{"defaults.connection.reconnectDelay", "policy.prunne", "volumes[0].attachments[0]"}
 	for i, e := range *es {
 		if e.Path != wantPaths[i] {
 			t.Errorf("error %d path = %q, want %q", i, e.Path, wantPaths[i])
@@ -224,7 +224,7 @@ func TestValidation(t *testing.T) {
 		return head + "target:\n  address: 10.0.0.1\n  basePath: pool/vols\n" + extra
 	}
 	vol := func(v string) string {
-		return target("hosts:\n  h1: {hostNQN: nqn.2014-08.org.nvmexpress:uuid:1}\nvolumes:\n" + v)
+		return target("hosts:\n  h1: {hostNQN: nqn.2014-08.org.nvmexpress:uuid:1}\n  h2: {hostNQN: nqn.2014-08.org.nvmexpress:uuid:2}\nvolumes:\n" + v)
 	}
 	tests := []struct {
 		name, doc, path, msg string
@@ -245,8 +245,12 @@ func TestValidation(t *testing.T) {
 		{"absent protected", vol("  - {name: a, state: absent, protect: true}\n"), "volumes[0].protect", "remove protect"},
 		{"bad state", vol("  - {name: a, state: gone}\n"), "volumes[0].state", "must be one of present, absent"},
 		{"bad fsType", vol("  - {name: a, size: 1Gi, fsType: zfs}\n"), "volumes[0].fsType", "ext4, xfs"},
-		{"undeclared host", vol("  - {name: a, size: 1Gi, attachments: [h2]}\n"), "volumes[0].attachments[0]", `host "h2" is not declared`},
-		{"double attach", vol("  - {name: a, size: 1Gi, attachments: [h1, h1]}\n"), "volumes[0].attachments[1]", "listed twice"},
+		{"undeclared host", vol("  - {name: a, size: 1Gi, attachments: [h3]}\n"), "volumes[0].attachments[0]", `host "h3" is not declared`},
+		{"double attach", vol("  - {name: a, size: 1Gi, attachments: [h1, h1], access: multi-writer-block}\n"), "volumes[0].attachments[1]", "listed twice"},
+		{"two hosts on one filesystem", vol("  - {name: a, size: 1Gi, attachments: [h1, h2]}\n"), "volumes[0].attachments", "corrupts it"},
+		{"shared block with a filesystem", vol("  - {name: a, size: 1Gi, fsType: xfs, access: multi-writer-block, attachments: [h1, h2]}\n"), "volumes[0].fsType", "remove fsType"},
+		{"unknown access mode", vol("  - {name: a, size: 1Gi, access: shared}\n"), "volumes[0].access", "must be one of single-host, multi-writer-block"},
+		{"shared block on two hosts", vol("  - {name: a, size: 1Gi, access: multi-writer-block, attachments: [h1, h2]}\n"), "", ""},
 		{"ctrlLossTmo", vol("  - {name: a, size: 1Gi, connection: {ctrlLossTmo: -5}}\n"), "volumes[0].connection.ctrlLossTmo", "-1 (reconnect forever)"},
 		{"reconnectDelay", vol("  - {name: a, size: 1Gi, connection: {reconnectDelay: 0}}\n"), "volumes[0].connection.reconnectDelay", "at least 1"},
 		{"keepAliveTmo", vol("  - {name: a, size: 1Gi, connection: {keepAliveTmo: -1}}\n"), "volumes[0].connection.keepAliveTmo", ">= 0"},

@@ -118,6 +118,12 @@ type Host struct {
 	HostNQN string `yaml:"hostNQN" json:"hostNQN" validate:"required,max=223"`
 }
 
+// Volume access modes.
+const (
+	AccessSingleHost       = "single-host"
+	AccessMultiWriterBlock = "multi-writer-block"
+)
+
 // Volume states.
 const (
 	Present = "present"
@@ -133,6 +139,11 @@ type Volume struct {
 	Attachments []string   `yaml:"attachments,omitempty" json:"attachments,omitempty"`
 	Protect     bool       `yaml:"protect,omitempty" json:"protect,omitempty"`
 	FSType      string     `yaml:"fsType,omitempty" json:"fsType,omitempty" validate:"omitempty,oneof=ext4 xfs"`
+	// Access says who may have the volume at once: "" (single-host, the
+	// default) or multi-writer-block (a raw block device several hosts
+	// write at once, coordinated above: a cluster filesystem, shared LVM,
+	// VM live migration). Only multi-writer-block may list several hosts.
+	Access string `yaml:"access,omitempty" json:"access,omitempty" validate:"omitempty,oneof=single-host multi-writer-block"`
 	// Source is the file the volume was declared in (set by Load, not YAML).
 	Source string `yaml:"-" json:"-"`
 }

@@ -280,6 +280,15 @@ func (c *checker) volumes(st *State, complete bool) {
 				c.add(path+".protect", "a protected volume is never deleted; remove protect: true first, then set state: absent")
 			}
 		}
+		hosts := slices.Compact(slices.Sorted(slices.Values(v.Attachments)))
+		switch {
+		case len(hosts) > 1 && v.State != Absent && v.Access != AccessMultiWriterBlock:
+			c.add(path+".attachments", "%d hosts (%s) would mount one filesystem at once, which corrupts it: "+
+				"attach to one host at a time, or declare access: multi-writer-block for a raw block device "+
+				"whose writers coordinate (a cluster filesystem, shared LVM)", len(hosts), strings.Join(hosts, ", "))
+		case v.Access == AccessMultiWriterBlock && v.FSType != "":
+			c.add(path+".fsType", "a multi-writer-block volume is a raw block device shared by several hosts; remove fsType")
+		}
 		seen := map[string]bool{}
 		for j, h := range v.Attachments {
 			ap := fmt.Sprintf("%s.attachments[%d]", path, j)
