@@ -280,8 +280,9 @@ func (l *loop) pass(ctx context.Context) (time.Time, bool) {
 	if passErr != nil {
 		log.Warn("reconcile pass finished with errors", "err", passErr, "duration", time.Since(t0))
 	} else {
-		log.Info("reconcile pass", "actions", len(run.Actions), "held_back", len(held), "pending", len(pending),
-			"duration", time.Since(t0))
+		sum := run.Summary()
+		log.Info("reconcile pass", "actions", len(run.Actions)-sum.Blocked, "blocked", sum.Blocked, "held_back", len(held),
+			"pending", len(pending), "duration", time.Since(t0))
 	}
 	return l.backoff.earliest(), len(pending) > 0
 }
