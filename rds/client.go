@@ -577,8 +577,9 @@ func (c *SSHClient) write(ctx context.Context, op, slot, cmd string) error {
 	return nil
 }
 
-// List reads managed disks, .img files under BasePath and pool capacity in
-// one round trip (plus, once per connection, the format probe).
+// List reads managed disks, the other exported disks (Exports), .img files
+// under BasePath and pool capacity in one round trip (plus, once per
+// connection, the format probe).
 func (c *SSHClient) List(ctx context.Context) (Inventory, error) {
 	rc, err := c.reads(ctx)
 	if err != nil {
@@ -639,6 +640,19 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error
 			inv.Files = append(inv.Files, f)
 		}
 	}
+	exportItems, err := parseSection("list exports", "", cmd, sections[markExports], rc.json)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, m := range exportItems {
+		d, err := DiskFromFields(m)
+		if err != nil {
+			return Inventory{}, &Error{Op: "list exports", Command: cmd, Err: err}
+		}
+		if !c.managed(d) && d.Export && d.NQN != "" {
+			inv.Exports = append(inv.Exports, d)
+		}
+	}
 	poolItems, err := parseSection("list pool", "", cmd, sections[markPool], rc.json)
 	if err != nil {
 		return Inventory{}, err
@@ -670,7 +684,7 @@ func splitSections(out string) (map[string]string, error) {
 	seenEnd := false
 	for _, line := range splitLines(out) {
 		switch t := strings.TrimSpace(line); t {
-		case markDisks, markFiles, markPool, markEnd:
+		case markDisks, markFiles, markPool, markExports, markEnd:
 			if cur != "" {
 				sections[cur] = b.String()
 			}

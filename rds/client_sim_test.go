@@ -134,15 +134,22 @@ func TestSimAllOperations(t *testing.T) {
 					t.Fatalf("Create %s: %v", r.Slot, err)
 				}
 			}
-			// A disk we do not own must stay invisible.
+			// A disk we do not own must stay invisible; an exported one
+			// we do not own is listed apart (Exports), for ownership.
 			if out := srv.Exec(`/disk add type=file file-path=storage-pool/volumes/other.img file-size=1048576 slot="other"`); out != "" {
+				t.Fatal(out)
+			}
+			if out := srv.Exec(`/disk add type=file file-path=storage-pool/hand.img file-size=1048576 slot="hand" nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="` + nqnPfx + `hand"`); out != "" {
 				t.Fatal(out)
 			}
 			inv, err := c.List(ctx)
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
-			if len(inv.Disks) != 2 || inv.Pool == nil || inv.Pool.Free != 1<<40-21*gib-1<<20 {
+			if len(inv.Exports) != 1 || inv.Exports[0].Slot != "hand" || inv.Exports[0].NQN != nqnPfx+"hand" || !inv.Exports[0].Export {
+				t.Errorf("Exports = %+v, want the hand-made exported disk only", inv.Exports)
+			}
+			if len(inv.Disks) != 2 || inv.Pool == nil || inv.Pool.Free != 1<<40-21*gib-2<<20 {
 				t.Fatalf("List = %+v pool %+v", inv.Disks, inv.Pool)
 			}
 			want := rds.Disk{Slot: "pvc-a", Type: "file", FilePath: base + "/pvc-a.img", Size: 20 * gib, Export: true, Port: 4420, NQN: nqnPfx + "pvc-a"}
@@ -212,7 +219,7 @@ func TestSimAllOperations(t *testing.T) {
 				}
 			}
 			capAfter, err := c.Capacity(ctx)
-			if err != nil || capAfter.Free != 1<<40-1<<20 {
+			if err != nil || capAfter.Free != 1<<40-2<<20 { // "other" and "hand" stay
 				t.Errorf("Capacity after = %+v, %v", capAfter, err)
 			}
 			if c.Dials() != 1 {

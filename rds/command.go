@@ -186,7 +186,10 @@ const (
 	markDisks = "##rds-reconcile:disks"
 	markFiles = "##rds-reconcile:files"
 	markPool  = "##rds-reconcile:pool"
-	markEnd   = "##rds-reconcile:end"
+	// markExports: every exported disk, so a host can tell controllers of
+	// disks this state does not manage (made by hand) from its own.
+	markExports = "##rds-reconcile:exports"
+	markEnd     = "##rds-reconcile:end"
 )
 
 // readCommands are the read commands for one listing format.
@@ -238,6 +241,7 @@ func (r readCommands) list() string {
 	return `:put "` + markDisks + `"; ` + r.disks() +
 		`; :put "` + markFiles + `"; ` + r.files() +
 		`; :put "` + markPool + `"; ` + r.pool() +
+		`; :put "` + markExports + `"; ` + r.print("/disk", "nvme-tcp-export=yes") +
 		`; :put "` + markEnd + `"`
 }
 

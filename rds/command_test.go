@@ -154,7 +154,7 @@ func TestCommands(t *testing.T) {
 		{rcAll.disks(), `/disk print detail where type=file`},
 		{rc.pool(), `/disk print detail where mount-point="storage-pool"`},
 		{rcJSON.disks(), `:put [:serialize to=json [/disk print detail as-value where slot~"^pvc-"]]`},
-		{rc.list(), `:put "##rds-reconcile:disks"; /disk print detail where slot~"^pvc-"; :put "##rds-reconcile:files"; /file print detail where name~"storage-pool/volumes/"; :put "##rds-reconcile:pool"; /disk print detail where mount-point="storage-pool"; :put "##rds-reconcile:end"`},
+		{rc.list(), `:put "##rds-reconcile:disks"; /disk print detail where slot~"^pvc-"; :put "##rds-reconcile:files"; /file print detail where name~"storage-pool/volumes/"; :put "##rds-reconcile:pool"; /disk print detail where mount-point="storage-pool"; :put "##rds-reconcile:exports"; /disk print detail where nvme-tcp-export=yes; :put "##rds-reconcile:end"`},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("command\n got %s\nwant %s", tc.got, tc.want)

@@ -35,6 +35,10 @@ type Inventory struct {
 	Disks []Disk    `json:"disks"`
 	Files []File    `json:"files"`
 	Pool  *Capacity `json:"pool,omitempty"`
+	// Exports are the other disks exported over NVMe/TCP (outside the slot
+	// prefix or BasePath, e.g. made by hand): never changed, listed so a
+	// host can tell their controllers from its own.
+	Exports []Disk `json:"exports,omitempty"`
 }
 
 // CreateRequest describes a file-backed disk exported over NVMe/TCP.

@@ -602,7 +602,8 @@ func (d *differ) massDetachGuard() {
 func Fingerprint(st *spec.State, obs *Observed, host string, sc Scope) string {
 	o := *obs
 	if o.RDS != nil {
-		inv := rds.Inventory{Disks: slices.Clone(o.RDS.Disks), Files: slices.Clone(o.RDS.Files)}
+		// Exports decide ownership, so they count; pool free space does not.
+		inv := rds.Inventory{Disks: slices.Clone(o.RDS.Disks), Files: slices.Clone(o.RDS.Files), Exports: slices.Clone(o.RDS.Exports)}
 		o.RDS = &inv
 	}
 	o.Controllers = slices.Clone(o.Controllers)

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,8 +56,8 @@ func ownerOf(st *spec.State, obs *Observed) owner {
 		}
 	}
 	if obs.RDS != nil {
-		o.byNQN = make(map[string]rds.Disk, len(obs.RDS.Disks))
-		for _, d := range obs.RDS.Disks {
+		o.byNQN = make(map[string]rds.Disk, len(obs.RDS.Disks)+len(obs.RDS.Exports))
+		for _, d := range slices.Concat(obs.RDS.Exports, obs.RDS.Disks) {
 			if d.NQN != "" {
 				o.byNQN[d.NQN] = d
 			}
