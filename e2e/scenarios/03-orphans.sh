@@ -1,6 +1,7 @@
-# orphans: a controller connected by hand under the managed NQN prefix is
-# disconnected; one outside the prefix is untouched; a mounted orphan is
-# reported blocked, not disconnected.
+# orphans: a controller connected by hand under the managed NQN prefix, at
+# the state's target (address and port), is disconnected; one outside the
+# prefix is untouched; a mounted orphan is reported blocked, not
+# disconnected. (Other addresses and ports: the ownership scenario.)
 start_sim
 make_state /tmp/state.yaml <<'EOT'
 volumes:
@@ -10,7 +11,7 @@ volumes:
 EOT
 rr_rc 0 apply --auto-approve -f /tmp/state.yaml
 
-step "targets the state does not know, exported by hand on port 4421"
+step "subsystems the state does not know, exported by hand on the target's port 4420"
 ORPHAN=${NQNP}e2e-orphan
 MOUNTED=${NQNP}e2e-orphan-busy
 FOREIGN=nqn.2000-02.com.example:foreign
@@ -19,11 +20,11 @@ i=0
 for n in "$ORPHAN" "$MOUNTED" "$FOREIGN"; do
 	i=$((i + 1))
 	dd if=/dev/zero of=/tmp/data/o$i.img bs=1M count=0 seek=16 2>/dev/null
-	nvmet_export "$n" /tmp/data/o$i.img 4421 4421 || fail "export $n"
+	nvmet_export "$n" /tmp/data/o$i.img 4420 4420 || fail "export $n"
 done
 step "connected by hand, as an admin with nvme-cli would"
 for n in "$ORPHAN" "$MOUNTED" "$FOREIGN"; do
-	c=$(connect_by_hand "$n" 4421 -ctrl-loss-tmo 60 -reconnect-delay 2) || fail "connect $n"
+	c=$(connect_by_hand "$n" 4420 -ctrl-loss-tmo 60 -reconnect-delay 2) || fail "connect $n"
 	wait_for 30 "$n live" nqn_state_is "$n" live
 	wait_for 30 "$n block device" dev_ready "$c"
 done

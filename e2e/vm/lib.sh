@@ -281,13 +281,13 @@ sim_ready() {
 	listening "${SIM_SSH##*:}" && grep -q '^target:' /tmp/sim.out
 }
 
-# make_state FILE: a state file made of the sim's target block, the e2e
+# make_state FILE: a state file made of the sim's target block ($TARGET_BLOCK, default /tmp/target.block), the e2e
 # defaults, this VM as host "vm", and the volumes: section read from stdin.
 make_state() {
 	{
 		echo "apiVersion: rds-reconcile/v1"
 		echo "kind: State"
-		cat /tmp/target.block
+		cat "${TARGET_BLOCK:-/tmp/target.block}"
 		cat <<EOT
 defaults:
   connection: {ctrlLossTmo: -1, reconnectDelay: 2, keepAliveTmo: 5}
