@@ -255,6 +255,7 @@ type (
 	k8sPodSpec struct {
 		ServiceAccountName string         `yaml:"serviceAccountName"`
 		HostNetwork        bool           `yaml:"hostNetwork"`
+		HostPID            bool           `yaml:"hostPID"`
 		PriorityClassName  string         `yaml:"priorityClassName"`
 		Containers         []k8sContainer `yaml:"containers"`
 		Volumes            []k8sVolume    `yaml:"volumes"`
@@ -400,6 +401,12 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if _, err := csi.ParseParams(sc.Parameters); err != nil {
 			t.Errorf("StorageClass %s: %v", sc.Metadata.Name, err)
+		}
+	}
+	for _, w := range m.workloads {
+		// The node plugin's in-use detection must see host processes.
+		if w.Kind == "DaemonSet" && (!w.Spec.Template.Spec.HostPID || !w.Spec.Template.Spec.HostNetwork) {
+			t.Errorf("DaemonSet %s: want hostPID and hostNetwork", w.Metadata.Name)
 		}
 	}
 	for _, b := range m.bindings {
