@@ -287,17 +287,6 @@ func (l *loop) pass(ctx context.Context) (time.Time, bool) {
 	return l.backoff.earliest(), len(pending) > 0
 }
 
-// needsConfirmation says whether an action of kind k removes something
-// (a controller, a disk, a file): the loop runs these only when two passes
-// in a row plan them.
-func needsConfirmation(k Kind) bool {
-	switch k {
-	case KindDisconnect, KindDisconnectOrphan, KindDelete, KindRemoveFile:
-		return true
-	}
-	return false
-}
-
 // split divides p's actions into the plan to run now, the volumes waiting
 // out their backoff, and the destructive actions the previous pass did not
 // plan (pending). It remembers this pass's destructive actions for the
@@ -310,7 +299,7 @@ func (l *loop) split(p *Plan, now time.Time) (*Plan, []string, []Action) {
 	var pending []Action
 	for _, a := range p.Actions {
 		confirmed := true
-		if needsConfirmation(a.Kind) {
+		if a.Kind.Destructive() { // run only when two passes in a row plan it
 			k := actionKey(a)
 			planned[k] = true
 			confirmed = l.planned[k]
