@@ -269,7 +269,7 @@ func (l *loop) pass(ctx context.Context) (time.Time, bool) {
 			l.backoff.record(res, PolicyFrom(st), time.Now(), log)
 		}
 	}
-	if s, err := r.Status(ctx, st); err == nil {
+	if s, err := r.StatusIn(ctx, st, p.Scope); err == nil {
 		s.Revision = rev
 		l.backoff.mark(s)
 		markPending(s, p, pending)

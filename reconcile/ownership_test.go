@@ -68,3 +68,20 @@ func TestOwnershipIPv6(t *testing.T) {
 		t.Errorf("fd00::1 written out in full: foreign (%s)", why)
 	}
 }
+
+// TestStatusFollowsTheScope: status judged with --allow-mass-detach shows
+// the disconnect as progressing, not as blocked by mass-detach.
+func TestStatusFollowsTheScope(t *testing.T) {
+	st := state(t, `  - {name: t-a, size: 1Gi, attachments: [node-b]}
+`)
+	obs := &Observed{Fabric: true, RDS: &rds.Inventory{Disks: []rds.Disk{disk("t-a", gi)}},
+		Controllers: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)}}
+	if got := BuildStatus(st, obs, "node-a").Volumes[0].Condition; got != Blocked {
+		t.Errorf("default scope: condition %s, want Blocked (mass-detach)", got)
+	}
+	sc := Full(false)
+	sc.AllowMassDetach = true
+	if got := BuildStatusIn(st, obs, "node-a", sc).Volumes[0].Condition; got != Progressing {
+		t.Errorf("with AllowMassDetach: condition %s, want Progressing", got)
+	}
+}

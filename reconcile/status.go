@@ -76,13 +76,19 @@ type OrphanStatus struct {
 	InUse      string `json:"inUse,omitempty"`
 }
 
-// Status observes and reports per-volume health.
+// Status observes and reports per-volume health, judged by a full plan.
 func (r *Reconciler) Status(ctx context.Context, st *spec.State) (*Status, error) {
+	return r.StatusIn(ctx, st, Full(st.Policy != nil && st.Policy.Prune))
+}
+
+// StatusIn is Status judged by a plan of scope sc (the loop passes its own,
+// so --prune and --allow-mass-detach show as they act).
+func (r *Reconciler) StatusIn(ctx context.Context, st *spec.State, sc Scope) (*Status, error) {
 	obs, err := r.observe(ctx, PolicyFrom(st))
 	if err != nil {
 		return nil, err
 	}
-	s := BuildStatus(st, obs, r.opts.Host)
+	s := BuildStatusIn(st, obs, r.opts.Host, sc)
 	r.opts.Metrics.observeStatus(s, obs)
 	s.Revision = r.opts.Revision
 	s.Time = r.opts.Now().UTC()
@@ -91,7 +97,12 @@ func (r *Reconciler) Status(ctx context.Context, st *spec.State) (*Status, error
 
 // BuildStatus is the pure part of Status.
 func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
-	p := Diff(st, obs, host, Full(st.Policy != nil && st.Policy.Prune))
+	return BuildStatusIn(st, obs, host, Full(st.Policy != nil && st.Policy.Prune))
+}
+
+// BuildStatusIn is the pure part of StatusIn.
+func BuildStatusIn(st *spec.State, obs *Observed, host string, sc Scope) *Status {
+	p := Diff(st, obs, host, sc)
 	s := &Status{FormatVersion: "1", Host: host, Volumes: []VolumeStatus{}, Orphans: []OrphanStatus{}, Drift: p.Drift, Plan: p.Summary()}
 	byVol := map[string][]Action{}
 	for _, a := range p.Actions {
