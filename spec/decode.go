@@ -85,7 +85,7 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 func (d *decoder) parse(data []byte) (root *yaml.Node) {
 	defer func() {
 		if r := recover(); r != nil {
-			d.errAt(pos{}, "", "cannot parse YAML: %v", r)
+			d.errAt(pos{}, "", "cannot parse YAML: %s", clip(fmt.Sprint(r)))
 			root = nil
 		}
 	}()
@@ -114,8 +114,12 @@ func (d *decoder) parse(data []byte) (root *yaml.Node) {
 	return doc.Content[0]
 }
 
+// yamlQuotedRE finds the values yaml.v3 quotes in its messages (anchor
+// names, tags), which come from the file and are clipped.
+var yamlQuotedRE = regexp.MustCompile(`'[^']{65,}'`)
+
 func (d *decoder) syntaxError(err error) {
-	msg := err.Error()
+	msg := yamlQuotedRE.ReplaceAllStringFunc(err.Error(), func(q string) string { return "'" + clip(q[1:len(q)-1]) + "'" })
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		d.errAt(pos{line, 1}, "", "YAML syntax: %s", m[2])
@@ -170,7 +174,7 @@ func (d *decoder) decodeNode(n *yaml.Node, v reflect.Value, path string, depth i
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
-			d.errAt(nodePos(n), path, "%v", err)
+			d.errAt(nodePos(n), path, "%v", err) // the unmarshalers clip what they echo
 		}
 		return
 	}
@@ -246,10 +250,7 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "..."
-		}
+		v := clip(n.Value)
 		switch n.ShortTag() {
 		case "!!bool":
 			return "boolean " + v
@@ -314,7 +315,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth
 		seen[k.Value] = k.Line
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.errAt(nodePos(k), fp, "unknown field %q%s; valid fields here: %s", k.Value, suggest(k.Value, names), strings.Join(names, ", "))
+			d.errAt(nodePos(k), fp, "unknown field %q%s; valid fields here: %s", clip(k.Value), suggest(k.Value, names), strings.Join(names, ", "))
 			continue
 		}
 		d.keys[fp] = nodePos(k)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is one problem in a state file, with its position.
@@ -27,7 +28,7 @@ func (e Error) Error() string {
 	}
 	b.WriteString(": ")
 	if e.Path != "" {
-		b.WriteString(e.Path)
+		b.WriteString(clipPath(e.Path))
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
@@ -59,4 +60,35 @@ func (es Errors) sort() Errors {
 		)
 	})
 	return slices.Compact(es)
+}
+
+// maxEcho is the most bytes of a user value an error message repeats: a
+// 50 MB volume name is reported, not printed.
+const maxEcho = 64
+
+// clip shortens a user value echoed in an error message to its first
+// maxEcho bytes (cut on a character boundary) followed by "... (N bytes)";
+// shorter values are returned as they are.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// clipPath clips the parts of a field path that come from the file (map
+// keys, unknown field names) so a hostile key cannot flood the message.
+func clipPath(p string) string {
+	if len(p) <= maxEcho {
+		return p
+	}
+	parts := strings.Split(p, ".")
+	for i, s := range parts {
+		parts[i] = clip(s)
+	}
+	return strings.Join(parts, ".")
 }

@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,9 +50,13 @@ func Load(files ...string) (*State, error) {
 	var layers []*layer
 	var errs Errors
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readStateFile(f)
 		if err != nil {
-			errs = append(errs, Error{File: f, Msg: fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))})
+			msg := fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))
+			if errors.Is(err, errTooLarge) {
+				msg = err.Error()
+			}
+			errs = append(errs, Error{File: f, Msg: msg})
 			layers = append(layers, &layer{file: f, dec: newDecoder(f), broken: true})
 			continue
 		}
@@ -96,9 +102,55 @@ func finish(st *State, errs Errors, file string) (*State, error) {
 	return st, nil
 }
 
+// MaxFileSize is the most bytes a state file may have. A real state file
+// is a few kilobytes (a thousand volumes are about 100 KiB); parsing cost
+// grows with the size (yaml.v3 builds the whole node tree first), so a
+// larger file is refused before it is parsed.
+const MaxFileSize = 4 << 20
+
+// errTooLarge marks a state file over MaxFileSize.
+var errTooLarge = errors.New("state file too large")
+
+type tooLargeError struct{ size int64 }
+
+func (e tooLargeError) Error() string {
+	if e.size < 0 {
+		return fmt.Sprintf("more than the %d MiB a state file may have; split it into layers (-f base.yaml -f volumes.yaml)", MaxFileSize>>20)
+	}
+	return fmt.Sprintf("%d bytes, more than the %d MiB a state file may have; split it into layers (-f base.yaml -f volumes.yaml)", e.size, MaxFileSize>>20)
+}
+
+func (e tooLargeError) Is(target error) bool { return target == errTooLarge }
+
+// readStateFile reads a state file of at most MaxFileSize bytes. The size
+// is checked before reading (a regular file) and while reading (a pipe,
+// or a file that grows), so an oversized file never reaches the parser
+// nor memory.
+func readStateFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, tooLargeError{fi.Size()}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLargeError{-1}
+	}
+	return data, nil
+}
+
 // LoadBytes is Load for one in-memory file; name is used in errors and to
 // resolve relative paths.
 func LoadBytes(name string, data []byte) (*State, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Errors{{File: name, Msg: tooLargeError{int64(len(data))}.Error()}}
+	}
 	l := parseLayer(name, data)
 	st, more := assemble([]*layer{l}, true)
 	return finish(st, append(l.dec.errs, more...), name)
@@ -133,10 +185,10 @@ func parseLayer(name string, data []byte) *layer {
 		return l
 	}
 	if l.st.APIVersion != APIVersion {
-		l.dec.errAt(l.dec.locate("apiVersion"), "apiVersion", "must be %q, got %q", APIVersion, l.st.APIVersion)
+		l.dec.errAt(l.dec.locate("apiVersion"), "apiVersion", "must be %q, got %q", APIVersion, clip(l.st.APIVersion))
 	}
 	if l.st.Kind != Kind {
-		l.dec.errAt(l.dec.locate("kind"), "kind", "must be %q, got %q", Kind, l.st.Kind)
+		l.dec.errAt(l.dec.locate("kind"), "kind", "must be %q, got %q", Kind, clip(l.st.Kind))
 	}
 	if t := l.st.Target; t != nil {
 		dir := filepath.Dir(name)
@@ -333,7 +385,7 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 				p := l.dec.locate(key + ".hostNQN")
 				errs = append(errs, Error{File: l.file, Line: p.line, Col: p.col, Path: key + ".hostNQN",
 					Msg: fmt.Sprintf("host %q is declared in %s (line %d) with hostNQN %q; a host must have the same hostNQN in every file",
-						name, first.file, first.dec.keys[key].line, st.Hosts[name].HostNQN)})
+						clip(name), first.file, first.dec.keys[key].line, clip(st.Hosts[name].HostNQN))})
 			}
 		}
 		for i, v := range l.st.Volumes {
@@ -347,7 +399,7 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 					where = fmt.Sprintf("%s line %d", first.l.file, fp.line)
 				}
 				errs = append(errs, Error{File: l.file, Line: p.line, Col: p.col, Path: path,
-					Msg: fmt.Sprintf("volume %q is already declared (%s); a volume name must be unique across all files", v.Name, where)})
+					Msg: fmt.Sprintf("volume %q is already declared (%s); a volume name must be unique across all files", clip(v.Name), where)})
 				continue
 			}
 			volSeen[v.Name] = volOrigin{l, i}

@@ -211,11 +211,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 func parseDuration(s string) (time.Duration, error) {
 	if allDigits(s) && s != "0" {
+		if len(s) > maxEcho {
+			return 0, fmt.Errorf("duration %q needs a unit, e.g. 10s", clip(s))
+		}
 		return 0, fmt.Errorf("duration %q needs a unit, e.g. %ss", s, s)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; write e.g. 500ms, 10s or 1m30s", s)
+		return 0, fmt.Errorf("%q is not a duration; write e.g. 500ms, 10s or 1m30s", clip(s))
 	}
 	return v, nil
 }

@@ -45,9 +45,12 @@ var ErrLayer = errors.New("invalid state layer")
 // writing it back adds nothing the author did not write. A missing file is
 // or empty file is an empty layer (apiVersion and kind only).
 func (st *Store) Read() (*State, error) {
-	data, err := os.ReadFile(st.path)
+	data, err := readStateFile(st.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{APIVersion: APIVersion, Kind: Kind}, nil
+	}
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("%w: %w", ErrLayer, &Errors{{File: st.path, Msg: err.Error()}})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading state layer: %w", err)
@@ -94,6 +97,10 @@ func (st *Store) Update(ctx context.Context, fn func(*State) error) (err error) 
 	data, err := marshalLayer(cur)
 	if err != nil {
 		return err
+	}
+	if len(data) > MaxFileSize {
+		// Written, it could not be read back.
+		return fmt.Errorf("%w: %w", ErrLayer, &Errors{{File: st.path, Msg: tooLargeError{int64(len(data))}.Error()}})
 	}
 	// Validate what will be written, exactly as Load will read it back.
 	l := parseLayer(st.path, data)

@@ -88,10 +88,10 @@ func validateState(st *State, m *merged, complete bool) Errors {
 	for name, h := range st.Hosts {
 		path := "hosts." + name
 		if len(name) > maxHostNameLen || !hostNameRE.MatchString(name) {
-			c.add(path, "host name %q must be letters, digits, '.', '_' or '-' (at most %d), as --host gives it", name, maxHostNameLen)
+			c.add(path, "host name %q must be letters, digits, '.', '_' or '-' (at most %d), as --host gives it", clip(name), maxHostNameLen)
 		}
 		if h.HostNQN != "" && len(h.HostNQN) <= MaxNQNLen && !nqnRE.MatchString(h.HostNQN) {
-			c.add(path+".hostNQN", "%q is not an NQN: it must start with \"nqn.\" and hold only letters, digits, '.', ':', '_' or '-' (see /etc/nvme/hostnqn on the host)", h.HostNQN)
+			c.add(path+".hostNQN", "%q is not an NQN: it must start with \"nqn.\" and hold only letters, digits, '.', ':', '_' or '-' (see /etc/nvme/hostnqn on the host)", clip(h.HostNQN))
 		}
 	}
 	c.volumes(st, complete)
@@ -140,7 +140,7 @@ func tagMessage(fe validator.FieldError) string {
 	case "required":
 		return "is required"
 	case "oneof":
-		return fmt.Sprintf("must be one of %s, got %q", strings.ReplaceAll(fe.Param(), " ", ", "), fmt.Sprint(fe.Value()))
+		return fmt.Sprintf("must be one of %s, got %q", strings.ReplaceAll(fe.Param(), " ", ", "), clip(fmt.Sprint(fe.Value())))
 	case "min", "max", "gte", "lte":
 		if h, ok := fieldHints[fe.Field()]; ok {
 			return fmt.Sprintf("%s, got %v", h, reflect.Indirect(reflect.ValueOf(fe.Value())))
@@ -148,7 +148,7 @@ func tagMessage(fe validator.FieldError) string {
 		if fe.Kind() == reflect.String {
 			return fmt.Sprintf("is %d bytes long; the limit is %s", len(fmt.Sprint(fe.Value())), fe.Param())
 		}
-		return fmt.Sprintf("failed %s=%s, got %v", fe.Tag(), fe.Param(), fe.Value())
+		return fmt.Sprintf("failed %s=%s, got %s", fe.Tag(), fe.Param(), clip(fmt.Sprint(fe.Value())))
 	}
 	return fmt.Sprintf("failed the %q check", fe.Tag())
 }
@@ -161,14 +161,14 @@ func (c *checker) host(path, h string) {
 		return
 	}
 	if len(h) > maxHostNameLen || !dnsNameRE.MatchString(h) {
-		c.add(path, "%q is neither an IP address nor a DNS name", h)
+		c.add(path, "%q is neither an IP address nor a DNS name", clip(h))
 	}
 }
 
 func (c *checker) target(t *Target) {
 	if t.Address != "" {
 		if strings.Contains(t.Address, ":") && net.ParseIP(t.Address) == nil {
-			c.add("target.address", "%q: give the address only; the port goes in nvmePort", t.Address)
+			c.add("target.address", "%q: give the address only; the port goes in nvmePort", clip(t.Address))
 		} else {
 			c.host("target.address", t.Address)
 		}
@@ -178,19 +178,19 @@ func (c *checker) target(t *Target) {
 		case len(b) > maxBasePathLen:
 			c.add("target.basePath", "is %d bytes; keep it under %d", len(b), maxBasePathLen)
 		case !basePathRE.MatchString(b):
-			c.add("target.basePath", "%q must be a clean folder path such as storage-pool/volumes: letters, digits, '.', '_', '-' and single '/' between parts, no trailing '/'", b)
+			c.add("target.basePath", "%q must be a clean folder path such as storage-pool/volumes: letters, digits, '.', '_', '-' and single '/' between parts, no trailing '/'", clip(b))
 		case slices.ContainsFunc(strings.Split(strings.TrimPrefix(b, "/"), "/"), func(p string) bool { return p == "." || p == ".." }):
-			c.add("target.basePath", "%q must not contain '.' or '..' parts; write the folder out", b)
+			c.add("target.basePath", "%q must not contain '.' or '..' parts; write the folder out", clip(b))
 		}
 	}
 	if p := t.NQNPrefix; c.safe("target.nqnPrefix", p) {
 		if len(p) >= MaxNQNLen || !nqnPrefixRE.MatchString(p) {
-			c.add("target.nqnPrefix", "%q must look like %q: start with \"nqn.\", hold only letters, digits, '.', ':', '_' or '-', and end with ':', '-' or '.'", p, DefaultNQNPrefix)
+			c.add("target.nqnPrefix", "%q must look like %q: start with \"nqn.\", hold only letters, digits, '.', ':', '_' or '-', and end with ':', '-' or '.'", clip(p), DefaultNQNPrefix)
 		}
 	}
 	if p := t.SlotPrefix; p != "" && c.safe("target.slotPrefix", p) {
 		if !validSlotPrefix(p) {
-			c.add("target.slotPrefix", "%q must be lowercase letters, digits and '-', start with a letter or digit, and be shorter than %d", p, MaxVolumeNameLen)
+			c.add("target.slotPrefix", "%q must be lowercase letters, digits and '-', start with a letter or digit, and be shorter than %d", clip(p), MaxVolumeNameLen)
 		}
 	}
 	c.ssh(&t.SSH)
@@ -204,11 +204,11 @@ func (c *checker) ssh(s *SSH) {
 	if s.Address == "" {
 		c.add(p+"address", "is required: the RouterOS SSH address, e.g. 10.0.0.1:22")
 	} else if host, port, err := net.SplitHostPort(s.Address); err != nil {
-		c.add(p+"address", "%q must be host:port, e.g. 10.0.0.1:22", s.Address)
+		c.add(p+"address", "%q must be host:port, e.g. 10.0.0.1:22", clip(s.Address))
 	} else {
 		c.host(p+"address", host)
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			c.add(p+"address", "port %q must be a number from 1 to 65535", port)
+			c.add(p+"address", "port %q must be a number from 1 to 65535", clip(port))
 		}
 	}
 	if s.User == "" {
@@ -230,7 +230,7 @@ func (c *checker) ssh(s *SSH) {
 	}
 	for _, e := range []struct{ field, val string }{{"passwordEnv", s.PasswordEnv}, {"passphraseEnv", s.PassphraseEnv}} {
 		if e.val != "" && !envNameRE.MatchString(e.val) {
-			c.add(p+e.field, "%q is not an environment variable name (letters, digits, '_', not starting with a digit)", e.val)
+			c.add(p+e.field, "%q is not an environment variable name (letters, digits, '_', not starting with a digit)", clip(e.val))
 		}
 	}
 	switch {
@@ -255,11 +255,11 @@ func (c *checker) volumes(st *State, complete bool) {
 		case v.Name == "":
 			// reported by the required tag
 		case len(v.Name) > MaxVolumeNameLen || !dnsLabelRE.MatchString(v.Name):
-			c.add(path+".name", "%q must be a DNS-1123 label: at most %d lowercase letters, digits and '-', starting and ending with a letter or digit", v.Name, MaxVolumeNameLen)
+			c.add(path+".name", "%q must be a DNS-1123 label: at most %d lowercase letters, digits and '-', starting and ending with a letter or digit", clip(v.Name), MaxVolumeNameLen)
 		case validSlotPrefix(slotPrefix) && !strings.HasPrefix(v.Name, slotPrefix):
-			c.add(path+".name", "%q must start with the slotPrefix %q: only such disks are managed; rename it to %q", v.Name, slotPrefix, slotPrefix+v.Name)
+			c.add(path+".name", "%q must start with the slotPrefix %q: only such disks are managed; rename it to %q", clip(v.Name), slotPrefix, clip(slotPrefix+v.Name))
 		case st.Target != nil && len(nqnPrefix)+len(v.Name) > MaxNQNLen:
-			c.add(path+".name", "the NQN %q would be %d bytes, over the limit of %d; shorten the name or nqnPrefix", nqnPrefix+v.Name, len(nqnPrefix)+len(v.Name), MaxNQNLen)
+			c.add(path+".name", "the NQN %q would be %d bytes, over the limit of %d; shorten the name or nqnPrefix", clip(nqnPrefix+v.Name), len(nqnPrefix)+len(v.Name), MaxNQNLen)
 		}
 		switch v.State {
 		case Present:
@@ -285,7 +285,7 @@ func (c *checker) volumes(st *State, complete bool) {
 		case len(hosts) > 1 && v.State != Absent && v.Access != AccessMultiWriterBlock:
 			c.add(path+".attachments", "%d hosts (%s) would mount one filesystem at once, which corrupts it: "+
 				"attach to one host at a time, or declare access: multi-writer-block for a raw block device "+
-				"whose writers coordinate (a cluster filesystem, shared LVM)", len(hosts), strings.Join(hosts, ", "))
+				"whose writers coordinate (a cluster filesystem, shared LVM)", len(hosts), clip(strings.Join(hosts, ", ")))
 		case v.Access == AccessMultiWriterBlock && v.FSType != "":
 			c.add(path+".fsType", "a multi-writer-block volume is a raw block device shared by several hosts; remove fsType")
 		}
@@ -294,9 +294,9 @@ func (c *checker) volumes(st *State, complete bool) {
 			ap := fmt.Sprintf("%s.attachments[%d]", path, j)
 			switch {
 			case seen[h]:
-				c.add(ap, "host %q is listed twice; keep one", h)
+				c.add(ap, "host %q is listed twice; keep one", clip(h))
 			case complete && !hostDeclared(st, h):
-				c.add(ap, "host %q is not declared; add it under hosts with its hostNQN%s", h, declaredHosts(st))
+				c.add(ap, "host %q is not declared; add it under hosts with its hostNQN%s", clip(h), declaredHosts(st))
 			}
 			seen[h] = true
 		}
@@ -308,7 +308,7 @@ func declaredHosts(st *State) string {
 	if len(names) == 0 {
 		return ""
 	}
-	return " (declared: " + strings.Join(names, ", ") + ")"
+	return " (declared: " + clip(strings.Join(names, ", ")) + ")"
 }
 
 // validSlotPrefix reports whether p can begin a volume name; an invalid one
