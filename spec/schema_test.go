@@ -81,6 +81,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"bad size", "size: 2Gi", "size: 2GB"},
 		{"bad name", "name: demo-web", "name: Demo_Web"},
 		{"bad timeout", "reconnectDelay: 5", "reconnectDelay: 0"},
+		{"timeout over a week", "ctrlLossTmo: 600", "ctrlLossTmo: 604801"},
+		{"too many attempts", "attempts: 5", "attempts: 101"},
+		{"multiplier over 10", "multiplier: 2", "multiplier: 11"},
 		{"absent with size", "    state: absent\n", "    state: absent\n    size: 1Gi\n"},
 		{"no auth", "    privateKeyFile: demo/client_key\n", ""},
 	}

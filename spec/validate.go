@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/go-playground/validator/v10"
@@ -75,15 +76,11 @@ func validateState(st *State, m *merged, complete bool) Errors {
 		c.target(t)
 	}
 	if d := st.Defaults; d != nil {
-		r := d.Retry
-		if r.InitialDelay.Duration <= 0 {
-			c.add("defaults.retry.initialDelay", "must be a positive duration, e.g. 1s")
-		}
-		if r.MaxDelay.Duration <= 0 {
-			c.add("defaults.retry.maxDelay", "must be a positive duration, e.g. 30s")
-		} else if r.MaxDelay.Duration < r.InitialDelay.Duration {
-			c.add("defaults.retry.maxDelay", "is %s, shorter than initialDelay %s; raise it or lower initialDelay", r.MaxDelay, r.InitialDelay)
-		}
+		c.retry(d.Retry)
+		c.connection("defaults.connection", d.Connection)
+	}
+	for i, v := range st.Volumes {
+		c.connection(fmt.Sprintf("volumes[%d].connection", i), v.Connection)
 	}
 	for name, h := range st.Hosts {
 		path := "hosts." + name
@@ -96,6 +93,64 @@ func validateState(st *State, m *merged, complete bool) Errors {
 	}
 	c.volumes(st, complete)
 	return c.errs
+}
+
+// Upper bounds of the retry policy. Apply waits out the delays between
+// the tries of an action inline, so each bound caps how long one failing
+// action can hold a pass (and the run loop).
+const (
+	MaxRetryAttempts   = 100
+	MaxRetryDelay      = time.Hour
+	MaxRetryMultiplier = 10
+)
+
+// MaxConnectionTimeout bounds ctrlLossTmo, reconnectDelay and keepAliveTmo
+// (seconds) to a week, as the CSI StorageClass parameters are. The kernel
+// takes any 32-bit int for the first two and sends keep_alive_tmo in
+// milliseconds in a 32-bit field (wrapping past 49 days); a week or more
+// is a typo (milliseconds for seconds), and ctrlLossTmo -1 already means
+// forever.
+const MaxConnectionTimeout = 7 * 24 * 3600
+
+func (c *checker) retry(r Retry) {
+	const p = "defaults.retry."
+	if r.Attempts > MaxRetryAttempts {
+		c.add(p+"attempts", "must be at most %d, got %d: apply tries an action this many times before it gives up, so more only holds the pass longer on an action that keeps failing", MaxRetryAttempts, r.Attempts)
+	}
+	if r.InitialDelay.Duration <= 0 {
+		c.add(p+"initialDelay", "must be a positive duration, e.g. 1s")
+	} else if r.InitialDelay.Duration > MaxRetryDelay {
+		c.add(p+"initialDelay", "must be at most 1h, got %s: apply waits between the tries of an action, holding the pass that long", r.InitialDelay)
+	}
+	switch {
+	case r.MaxDelay.Duration <= 0:
+		c.add(p+"maxDelay", "must be a positive duration, e.g. 30s")
+	case r.MaxDelay.Duration > MaxRetryDelay:
+		c.add(p+"maxDelay", "must be at most 1h, got %s: apply waits between the tries of an action, holding the pass that long", r.MaxDelay)
+	case r.MaxDelay.Duration < r.InitialDelay.Duration && r.InitialDelay.Duration <= MaxRetryDelay:
+		c.add(p+"maxDelay", "is %s, shorter than initialDelay %s; raise it or lower initialDelay", r.MaxDelay, r.InitialDelay)
+	}
+	if r.Multiplier > MaxRetryMultiplier {
+		c.add(p+"multiplier", "must be at most %d, got %g: a larger factor jumps from initialDelay to maxDelay after one try; lower maxDelay instead", MaxRetryMultiplier, r.Multiplier)
+	}
+}
+
+// connection checks the upper bounds of the timeouts (the lower ones are
+// struct tags).
+func (c *checker) connection(path string, cn Connection) {
+	for _, f := range []struct {
+		name, hint string
+		v          *int
+	}{
+		{"ctrlLossTmo", "; -1 reconnects forever", cn.CtrlLossTmo},
+		{"reconnectDelay", "", cn.ReconnectDelay},
+		{"keepAliveTmo", "", cn.KeepAliveTmo},
+	} {
+		if f.v != nil && *f.v > MaxConnectionTimeout {
+			c.add(path+"."+f.name, "must be at most %d seconds (a week), got %d: more is most likely milliseconds written for seconds%s",
+				MaxConnectionTimeout, *f.v, f.hint)
+		}
+	}
 }
 
 // tags runs the validator/v10 struct tags and turns their errors into
