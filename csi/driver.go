@@ -146,6 +146,7 @@ func New(opts Options) (*Driver, error) {
 // dropped and disconnecting orphans (the seed's startup cleanup).
 func (d *Driver) Start(ctx context.Context) error {
 	if d.controller != nil {
+		removeStaleTemps(ctx, d.controller.cfg.Layer, d.log)
 		var self *selfHost
 		if d.node != nil {
 			nqn, err := d.node.cfg.Host.HostNQN(ctx)
@@ -188,8 +189,12 @@ func (d *Driver) Serve(ctx context.Context, lis net.Listener) error {
 	}
 }
 
+// SocketMode is the mode of the CSI unix socket, whatever the umask: the
+// owner (and group) may connect, nobody else.
+const SocketMode = 0o660
+
 // Listen opens a CSI endpoint: unix:///path/csi.sock (a stale socket file
-// is removed first) or tcp://host:port.
+// is removed first; the socket is made SocketMode) or tcp://host:port.
 func Listen(endpoint string) (net.Listener, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -210,7 +215,17 @@ func Listen(endpoint string) (net.Listener, error) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("removing stale socket: %w", err)
 		}
-		return net.Listen("unix", p)
+		lis, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, err
+		}
+		// bind(2) creates the socket with the umask's mode (0777 under
+		// umask 000); anyone who can connect can delete volumes.
+		if err := os.Chmod(p, SocketMode); err != nil {
+			lis.Close()
+			return nil, fmt.Errorf("socket mode: %w", err)
+		}
+		return lis, nil
 	case "tcp":
 		return net.Listen("tcp", u.Host)
 	}

@@ -88,6 +88,7 @@ type env struct {
 	dir      string
 	base     string // base state file
 	stateDir string
+	kubelet  string // the node's kubelet directory: staging and target paths go below it
 	nodeID   string
 	client   *rds.SSHClient
 	host     *fabsim.Host
@@ -146,9 +147,9 @@ volumes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	e := &env{dir: dir, base: base, stateDir: filepath.Join(dir, "state"), nodeID: "node-1", client: client,
+	e := &env{dir: dir, base: base, stateDir: filepath.Join(dir, "state"), kubelet: filepath.Join(dir, "kubelet"), nodeID: "node-1", client: client,
 		loops: &loopDevices{dir: filepath.Join(dir, "loops")}, mounter: LinuxMounter{}}
-	for _, d := range []string{e.stateDir, e.loops.dir} {
+	for _, d := range []string{e.stateDir, e.kubelet, e.loops.dir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			t.Fatal(err)
 		}
@@ -186,6 +187,7 @@ func (e *env) nodeConfig() *NodeConfig {
 		Reconciler:    FromEngine(reconcile.New(reconcile.Options{Fabric: e.host, Host: e.nodeID, DeviceWait: time.Second})),
 		Mounter:       e.mounter,
 		ResolveDevice: e.loops.resolve,
+		KubeletDir:    e.kubelet,
 	}
 }
 

@@ -34,7 +34,7 @@ func TestNodeMountLifecycle(t *testing.T) {
 	if _, err := cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: "pvc-m", NodeId: e.nodeID, VolumeCapability: mountCap()}); err != nil {
 		t.Fatal(err)
 	}
-	staging, target := filepath.Join(e.dir, "stage"), filepath.Join(e.dir, "pod", "mnt")
+	staging, target := filepath.Join(e.kubelet, "stage"), filepath.Join(e.kubelet, "pod", "mnt")
 	t.Cleanup(func() { // after a failure, leave no mount behind
 		_ = unix.Unmount(target, unix.MNT_DETACH)
 		_ = unix.Unmount(staging, unix.MNT_DETACH)

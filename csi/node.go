@@ -36,15 +36,20 @@ type NodeConfig struct {
 	ResolveDevice func(ctx context.Context, volume string, ns fabric.Namespace) (string, error)
 	// MaxVolumes is reported by NodeGetInfo; 0 means no limit.
 	MaxVolumes int64
+	// KubeletDir is the kubelet's root directory (DefaultKubeletDir when
+	// empty): the node mounts, unmounts and removes only below it.
+	KubeletDir string
 }
 
 // node is the CSI Node service.
 type node struct {
 	csi.UnimplementedNodeServer
-	id    string
-	cfg   NodeConfig
-	log   *slog.Logger
-	locks keyLocks
+	id  string
+	cfg NodeConfig
+	// kubeletDir is cfg.KubeletDir, absolute and clean.
+	kubeletDir string
+	log        *slog.Logger
+	locks      keyLocks
 }
 
 func newNode(id string, cfg NodeConfig, log *slog.Logger) (*node, error) {
@@ -57,7 +62,13 @@ func newNode(id string, cfg NodeConfig, log *slog.Logger) (*node, error) {
 	if cfg.ResolveDevice == nil {
 		cfg.ResolveDevice = func(_ context.Context, _ string, ns fabric.Namespace) (string, error) { return ns.Device, nil }
 	}
-	return &node{id: id, cfg: cfg, log: log}, nil
+	if cfg.KubeletDir == "" {
+		cfg.KubeletDir = DefaultKubeletDir
+	}
+	if !filepath.IsAbs(cfg.KubeletDir) {
+		return nil, fmt.Errorf("node: kubelet directory %q must be an absolute path", cfg.KubeletDir)
+	}
+	return &node{id: id, cfg: cfg, log: log, kubeletDir: filepath.Clean(cfg.KubeletDir)}, nil
 }
 
 // desired loads the node layer as a complete state (defaults filled). ok is
@@ -81,6 +92,7 @@ func (n *node) desired() (st *spec.State, ok bool, err error) {
 // whose controllers the kernel dropped are reconnected, managed controllers
 // nothing staged are disconnected unless in use.
 func (n *node) start(ctx context.Context) error {
+	removeStaleTemps(ctx, n.cfg.Layer, n.log, filepath.Base(n.recordPath()))
 	st, ok, err := n.desired()
 	if err != nil {
 		return err
@@ -176,6 +188,9 @@ func (n *node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
+	if err := n.checkPath("staging target path", staging); err != nil {
+		return nil, err
+	}
 	unlock, err := n.locks.lock(ctx, id)
 	if err != nil {
 		return nil, statusOf("waiting for the volume lock", err)
@@ -186,7 +201,16 @@ func (n *node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 	if err != nil {
 		return nil, statusOf("reading this host's NQN", err)
 	}
+	edited := false
 	err = n.cfg.Layer.Update(ctx, func(l *spec.State) error {
+		rec, err := n.readRecord()
+		if err != nil {
+			return err
+		}
+		if r, ok := rec.Volumes[id]; ok && r.StagingPath != staging && l.Volume(id) != nil {
+			return status.Errorf(codes.FailedPrecondition, "volume %q is staged at %s; unstage it there before staging it at %s",
+				id, r.StagingPath, staging)
+		}
 		t := &spec.Target{Address: nv.Address, NVMePort: nv.Port, BasePath: nv.BasePath, NQNPrefix: nv.NQNPrefix}
 		if l.Target != nil && *l.Target != *t && slices.ContainsFunc(l.Volumes, func(v spec.Volume) bool { return v.Name != id }) {
 			return status.Errorf(codes.FailedPrecondition, "this node has volumes staged from RDS %s:%d; volume %q comes from %s:%d",
@@ -206,9 +230,22 @@ func (n *node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 		} else {
 			l.Volumes = append(l.Volumes, v)
 		}
+		// Record the staging path first: an entry without its volume in
+		// the layer means nothing, a volume without its entry would accept
+		// any staging path.
+		if err := n.setRecord(id, staging); err != nil {
+			return err
+		}
+		edited = true
 		return nil
 	})
 	if err != nil {
+		var es *spec.Errors
+		if edited && errors.Is(err, spec.ErrLayer) && errors.As(err, &es) {
+			// The volume context made a node state that does not validate:
+			// the caller's input, and no file has those lines.
+			return nil, invalid("invalid volume context: %s", layerProblems(*es))
+		}
 		return nil, statusOf("recording the staged volume", err)
 	}
 	st, _, err := n.desired()
@@ -269,14 +306,29 @@ func (n *node) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolume
 	case staging == "":
 		return nil, invalid("staging target path is required")
 	}
+	if err := n.checkPath("staging target path", staging); err != nil {
+		return nil, err
+	}
 	if !validVolumeID(id) {
-		return &csi.NodeUnstageVolumeResponse{}, nil
+		return nil, status.Errorf(codes.NotFound, "volume %q cannot exist: not a volume name", id)
 	}
 	unlock, err := n.locks.lock(ctx, id)
 	if err != nil {
 		return nil, statusOf("waiting for the volume lock", err)
 	}
 	defer unlock()
+	raw, err := n.cfg.Layer.Read()
+	if err != nil {
+		return nil, statusOf("reading the node state", err)
+	}
+	if raw.Volume(id) == nil {
+		// Not staged here (any more): the CSI spec asks for OK, and there is
+		// nothing of ours to unmount.
+		return &csi.NodeUnstageVolumeResponse{}, nil
+	}
+	if err := n.checkStaged(id, staging); err != nil {
+		return nil, err
+	}
 	if err := n.cfg.Mounter.Unmount(ctx, staging); err != nil {
 		return nil, statusOf("unmounting the staging path", err)
 	}
@@ -321,20 +373,25 @@ func (n *node) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolume
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return nil, statusOf("removing the volume from the node state", err)
 	}
+	// Forget the staging path after the volume: a crash in between leaves
+	// an entry without its volume, which means nothing.
+	if err := n.editRecord(ctx, id, ""); err != nil {
+		return nil, statusOf("removing the volume's staging path", err)
+	}
 	return &csi.NodeUnstageVolumeResponse{}, nil
 }
 
 // staged returns the node state and checks that volume id is staged here.
 func (n *node) staged(id string) (*spec.State, error) {
 	if !validVolumeID(id) {
-		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on node %s", id, n.id)
+		return nil, n.notStagedHere(id)
 	}
 	st, ok, err := n.desired()
 	if err != nil {
 		return nil, statusOf("reading the node state", err)
 	}
 	if v := st.Volume(id); !ok || v == nil || !slices.Contains(v.Attachments, n.id) {
-		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on node %s", id, n.id)
+		return nil, n.notStagedHere(id)
 	}
 	return st, nil
 }
@@ -353,6 +410,12 @@ func (n *node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	if err := checkCapability(vcap); err != nil {
 		return nil, invalid("%v", err)
 	}
+	if err := n.checkPath("target path", target); err != nil {
+		return nil, err
+	}
+	if err := n.checkPath("staging target path", staging); err != nil {
+		return nil, err
+	}
 	unlock, err := n.locks.lock(ctx, id)
 	if err != nil {
 		return nil, statusOf("waiting for the volume lock", err)
@@ -360,9 +423,9 @@ func (n *node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	defer unlock()
 	st, err := n.staged(id)
 	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return nil, status.Errorf(codes.FailedPrecondition, "volume %q must be staged before it is published", id)
-		}
+		return nil, err
+	}
+	if err := n.checkStaged(id, staging); err != nil {
 		return nil, err
 	}
 	ro := req.GetReadonly() || vcap.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY
@@ -405,15 +468,23 @@ func (n *node) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVo
 	case target == "":
 		return nil, invalid("target path is required")
 	}
+	if err := n.checkPath("target path", target); err != nil {
+		return nil, err
+	}
 	unlock, err := n.locks.lock(ctx, id)
 	if err != nil {
 		return nil, statusOf("waiting for the volume lock", err)
 	}
 	defer unlock()
+	// Only a volume staged here is unpublished: anything else was not
+	// published by this node, and nothing is touched for it.
+	if _, err := n.staged(id); err != nil {
+		return nil, err
+	}
 	if err := n.cfg.Mounter.Unmount(ctx, target); err != nil {
 		return nil, statusOf("unmounting the target", err)
 	}
-	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := removeTarget(target); err != nil {
 		return nil, statusOf("removing the target", err)
 	}
 	return &csi.NodeUnpublishVolumeResponse{}, nil
@@ -457,6 +528,10 @@ func (n *node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 	st, err := n.staged(id)
 	if err != nil {
 		return nil, err
+	}
+	if err := n.checkPath("volume path", p); err != nil {
+		// csi-sanity asks NotFound for a path the volume is not at.
+		return nil, status.Errorf(codes.NotFound, "volume %q is not at %s: %s", id, p, status.Convert(err).Message())
 	}
 	fi, err := os.Stat(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -502,6 +577,14 @@ func (n *node) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRe
 	st, err := n.staged(id)
 	if err != nil {
 		return nil, err
+	}
+	if err := n.checkPath("volume path", p); err != nil {
+		return nil, err
+	}
+	if sp := req.GetStagingTargetPath(); sp != "" {
+		if err := n.checkPath("staging target path", sp); err != nil {
+			return nil, err
+		}
 	}
 	c, err := n.controllerOf(ctx, st, id)
 	if err != nil {

@@ -63,7 +63,7 @@ func TestNodeRestart(t *testing.T) {
 	if _, err := d.controller.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: "pvc-r", NodeId: e.nodeID, VolumeCapability: blockCap()}); err != nil {
 		t.Fatal(err)
 	}
-	staging := filepath.Join(e.dir, "staging")
+	staging := filepath.Join(e.kubelet, "staging")
 	if _, err := d.node.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "pvc-r", StagingTargetPath: staging,
 		VolumeCapability: blockCap(), VolumeContext: vol.GetVolume().GetVolumeContext()}); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestNodeStageRejectsBadContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.node.NodeStageVolume(context.Background(), &csi.NodeStageVolumeRequest{VolumeId: "pvc-x", StagingTargetPath: e.dir,
+	_, err = d.node.NodeStageVolume(context.Background(), &csi.NodeStageVolumeRequest{VolumeId: "pvc-x", StagingTargetPath: filepath.Join(e.kubelet, "staging"),
 		VolumeCapability: mountCap(), VolumeContext: map[string]string{CtxAddress: "10.0.0.1", CtxPort: "4420",
 			CtxNQN: "nqn.2000-02.com.mikrotik:other", CtxNQNPrefix: "nqn.2000-02.com.mikrotik:", CtxBasePath: "p", CtxCtrlLossTmo: "-7"}})
 	wantCode(t, err, codes.InvalidArgument, "ctrlLossTmo: -7 is out of range")

@@ -1,6 +1,8 @@
 package csi
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -169,6 +171,47 @@ type nodeVolume struct {
 	FSType    string
 }
 
+// contextKeyOf names the volume context key a node layer field comes from.
+var contextKeyOf = map[string]string{
+	"target.address":   CtxAddress,
+	"target.basePath":  CtxBasePath,
+	"target.nqnPrefix": CtxNQNPrefix,
+}
+
+// checkContextTarget checks address, basePath and nqnPrefix by the rules the
+// node layer is validated with (spec), on a state made of them alone, and
+// names the problems by context key: the layer file has no such lines yet.
+func checkContextTarget(name string, nv nodeVolume) []string {
+	// JSON is YAML: spec reads it as a state file.
+	data, err := json.Marshal(map[string]any{
+		"apiVersion": spec.APIVersion, "kind": spec.Kind,
+		"target":  map[string]any{"address": nv.Address, "basePath": nv.BasePath, "nqnPrefix": nv.NQNPrefix},
+		"volumes": []map[string]any{{"name": name, "size": "1Mi"}},
+	})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	_, err = spec.LoadBytes("volume context", data)
+	var es *spec.Errors
+	if err == nil || !errors.As(err, &es) {
+		if err != nil {
+			return []string{err.Error()}
+		}
+		return nil
+	}
+	var out []string
+	for _, e := range *es {
+		if k, ok := contextKeyOf[e.Path]; ok {
+			out = append(out, k+" "+e.Msg)
+		} else if e.Path != "" {
+			out = append(out, e.Path+": "+e.Msg)
+		} else {
+			out = append(out, e.Msg)
+		}
+	}
+	return out
+}
+
 // parseVolumeContext checks a volume context before anything from it reaches
 // the kernel; the node layer's validation (spec) checks it again on write.
 func parseVolumeContext(name string, vc map[string]string) (nodeVolume, error) {
@@ -212,6 +255,9 @@ func parseVolumeContext(name string, vc map[string]string) (nodeVolume, error) {
 	p, err := ParseParams(params)
 	if err != nil {
 		problems = append(problems, err.Error())
+	}
+	if nv.Address != "" && nv.NQNPrefix != "" && nv.BasePath != "" {
+		problems = append(problems, checkContextTarget(name, nv)...)
 	}
 	if len(problems) > 0 {
 		return nodeVolume{}, fmt.Errorf("invalid volume context: %s", strings.Join(problems, "; "))

@@ -34,8 +34,8 @@ func TestSanity(t *testing.T) {
 	addr, _, _ := e.serve(t, ModeAll)
 	cfg := sanity.NewTestConfig()
 	cfg.Address = addr
-	cfg.TargetPath = filepath.Join(e.dir, "target")
-	cfg.StagingPath = filepath.Join(e.dir, "staging")
+	cfg.TargetPath = filepath.Join(e.kubelet, "target")
+	cfg.StagingPath = filepath.Join(e.kubelet, "staging")
 	cfg.TestVolumeSize = 16 << 20
 	cfg.TestVolumeExpandSize = 32 << 20
 	cfg.TestVolumeAccessType = access

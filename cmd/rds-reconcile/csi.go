@@ -30,6 +30,7 @@ type csiFlags struct {
 	metricsListen string
 	driverName    string
 	maxVolumes    int64
+	kubeletDir    string
 }
 
 func newCSICmd(g *globals) *cobra.Command {
@@ -65,6 +66,7 @@ and disconnects orphaned managed controllers.`,
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9808)")
 	fl.StringVar(&f.driverName, "driver-name", csi.DefaultDriverName, "CSI driver name")
 	fl.Int64Var(&f.maxVolumes, "max-volumes-per-node", 0, "volumes a node may hold (0: no limit)")
+	fl.StringVar(&f.kubeletDir, "kubelet-dir", csi.DefaultKubeletDir, "the kubelet's root directory: the node mounts, unmounts and removes only below it")
 	return cmd
 }
 
@@ -82,7 +84,15 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 	if mode != csi.ModeNode && len(f.files) == 0 {
 		return &exitError{code: 2, err: errors.New("the controller needs the base state: pass -f base.yaml (target, defaults, hosts)")}
 	}
-	if err := os.MkdirAll(f.stateDir, 0o750); err != nil {
+	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
+		return &exitError{code: 2, err: fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir)}
+	}
+	// The state dir holds the layers and their locks: the owner's only,
+	// whatever mode an older version or the umask gave it.
+	if err := os.MkdirAll(f.stateDir, stateDirMode); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("--state-dir: %w", err)}
+	}
+	if err := os.Chmod(f.stateDir, stateDirMode); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("--state-dir: %w", err)}
 	}
 	reg := prometheus.NewRegistry()
@@ -126,6 +136,7 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 			Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{Fabric: host, Host: f.nodeID,
 				Logger: log.With("side", "host"), Metrics: rm})),
 			MaxVolumes: f.maxVolumes,
+			KubeletDir: f.kubeletDir,
 		}
 	}
 	d, err := csi.New(opts)
@@ -153,6 +164,9 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 	log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir)
 	return d.Serve(ctx, lis)
 }
+
+// stateDirMode is the mode `csi` gives its --state-dir.
+const stateDirMode = 0o700
 
 // nodeFabric builds this host's NVMe side. The managed NQN prefix comes from
 // the base state when given, else from what the node layer recorded at its

@@ -12,11 +12,14 @@ start_sim
 # host "vm", the --node-id, so ControllerPublish accepts it.
 make_state /tmp/base.yaml </dev/null
 C=/tmp/csi
-mkdir -p "$C/state" "$C/gotmp"
+# K stands in for /var/lib/kubelet: the node mounts, unmounts and removes
+# only below --kubelet-dir, so every staging and target path goes there.
+K=$C/kubelet
+mkdir -p "$C/state" "$K/gotmp"
 EP="unix://$C/csi.sock"
-log "\$ rds-reconcile --host vm csi --mode all --node-id vm --endpoint $EP --state-dir $C/state -f /tmp/base.yaml"
+log "\$ rds-reconcile --host vm csi --mode all --node-id vm --endpoint $EP --state-dir $C/state --kubelet-dir $K -f /tmp/base.yaml"
 bg csi rds-reconcile --host vm csi --mode all --node-id vm --fabric linux \
-	--endpoint "$EP" --state-dir "$C/state" -f /tmp/base.yaml --log-level debug
+	--endpoint "$EP" --state-dir "$C/state" --kubelet-dir "$K" -f /tmp/base.yaml --log-level debug
 csi_up() {
 	kill -0 "$(cat /tmp/csi.pid)" 2>/dev/null || { tail -20 /tmp/csi.err; fail "the csi driver exited"; }
 	test -S "$C/csi.sock"
@@ -31,7 +34,7 @@ sanity() {
 	_t0=$(now)
 	csi-sanity --csi.endpoint "$EP" --csi.testvolumesize 16777216 \
 		--csi.testvolumeexpandsize 33554432 --csi.testvolumeaccesstype "$1" \
-		--csi.mountdir "$C/mount-$1" --csi.stagingdir "$C/staging-$1" \
+		--csi.mountdir "$K/mount-$1" --csi.stagingdir "$K/staging-$1" \
 		--ginkgo.no-color --ginkgo.v >"$_out" 2>&1
 	_rc=$?
 	log "csi-sanity $1: exit $_rc after $(elapsed "$_t0")s"
@@ -51,7 +54,7 @@ sanity block
 
 step "online grow of a published ext4 volume holding data"
 log "\$ csi.test -test.run '^TestExternalOnlineGrow\$' -test.v"
-TMPDIR=$C/gotmp RDS_CSI_TEST_ENDPOINT=$EP csi.test -test.run '^TestExternalOnlineGrow$' -test.v >"$C/grow.out" 2>&1
+TMPDIR=$K/gotmp RDS_CSI_TEST_ENDPOINT=$EP csi.test -test.run '^TestExternalOnlineGrow$' -test.v >"$C/grow.out" 2>&1
 rc=$?
 cat "$C/grow.out"
 [ "$rc" = 0 ] || fail "TestExternalOnlineGrow: exit $rc"
