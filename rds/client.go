@@ -45,15 +45,24 @@ type Config struct {
 	KnownHostsFile string
 	// InsecureIgnoreHostKey skips host key checks (logs a warning).
 	InsecureIgnoreHostKey bool
-	Timeout               time.Duration // dial + handshake; default 10s
+	// Timeout bounds TCP connect plus SSH handshake, and opening a
+	// session on a live connection; default 10s.
+	Timeout time.Duration
 	// SlotPrefix: only disks whose slot starts with it are listed or
 	// changed ("" = all file disks under BasePath).
 	SlotPrefix string
 	BasePath   string // e.g. storage-pool/volumes
 	Logger     *slog.Logger
-	// KeepAlive is the interval of SSH keepalive requests; default 30s,
-	// negative disables them.
+	// KeepAlive is the TCP keepalive idle time of the socket: the kernel
+	// probes a connection idle that long, then every KeepAlive/3 (at least
+	// 1s), and gives up after 3 unanswered probes. Default 30s; negative
+	// disables. No SSH-level keepalive is ever sent: RouterOS does not
+	// answer keepalive@openssh.com as OpenSSH does.
 	KeepAlive time.Duration
+	// MaxIdle: a connection no command used for longer is closed and a
+	// new one dialled before the next command. Default 60s; negative
+	// keeps idle connections.
+	MaxIdle time.Duration
 	// MaxSessions caps concurrent SSH sessions (RouterOS allows few);
 	// default 4.
 	MaxSessions int
@@ -70,6 +79,7 @@ const DefaultLoginOptions = "+ct512w"
 const (
 	defaultTimeout     = 10 * time.Second
 	defaultKeepAlive   = 30 * time.Second
+	defaultMaxIdle     = 60 * time.Second
 	defaultMaxSessions = 4
 )
 
@@ -101,6 +111,10 @@ type connState struct {
 	probeMu chan struct{} // held while probing; a channel so waiting honours ctx
 	probed  bool
 	json    bool
+
+	// Guarded by SSHClient.mu.
+	users    int       // callers between connect and release
+	lastUsed time.Time // when the last user released it
 }
 
 // New validates cfg and returns a client. It does not dial: the first call
@@ -114,6 +128,9 @@ func New(cfg Config) (*SSHClient, error) {
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = defaultKeepAlive
+	}
+	if cfg.MaxIdle == 0 {
+		cfg.MaxIdle = defaultMaxIdle
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = defaultMaxSessions
@@ -171,16 +188,12 @@ func (c *SSHClient) Close() error {
 // errClosed is returned by calls after Close.
 var errClosed = errors.New("client closed")
 
-// connect returns the live connection, dialling when there is none.
+// connect returns the live connection, dialling when there is none, and
+// takes a use of it: the caller must release it. A connection idle for
+// longer than MaxIdle is closed and replaced first.
 func (c *SSHClient) connect(ctx context.Context) (*connState, error) {
-	c.mu.Lock()
-	cs, closed := c.conn, c.closed
-	c.mu.Unlock()
-	if closed {
-		return nil, errClosed
-	}
-	if cs != nil && !cs.isDone() {
-		return cs, nil
+	if cs, err := c.current(); cs != nil || err != nil {
+		return cs, err
 	}
 	select {
 	case c.dialMu <- struct{}{}:
@@ -189,36 +202,69 @@ func (c *SSHClient) connect(ctx context.Context) (*connState, error) {
 	}
 	defer func() { <-c.dialMu }()
 	// Another caller may have dialled while we waited.
-	c.mu.Lock()
-	cs, closed = c.conn, c.closed
-	c.mu.Unlock()
-	if closed {
-		return nil, errClosed
-	}
-	if cs != nil && !cs.isDone() {
-		return cs, nil
+	if cs, err := c.current(); cs != nil || err != nil {
+		return cs, err
 	}
 	client, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cs = &connState{client: client, done: make(chan struct{}), probeMu: make(chan struct{}, 1)}
+	cs := &connState{client: client, done: make(chan struct{}), probeMu: make(chan struct{}, 1)}
 	go func() {
 		_ = client.Wait()
 		close(cs.done)
 	}()
-	if c.cfg.KeepAlive > 0 {
-		go c.keepAlive(cs)
-	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		_ = client.Close()
 		return nil, errClosed
 	}
+	cs.users, cs.lastUsed = 1, time.Now()
 	c.conn = cs
 	c.mu.Unlock()
 	return cs, nil
+}
+
+// current takes a use of the live connection; nil, nil when one must be
+// dialled.
+func (c *SSHClient) current() (*connState, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	cs := c.conn
+	switch {
+	case cs == nil:
+		c.mu.Unlock()
+		return nil, nil
+	case cs.isDone():
+		c.conn = nil
+		c.mu.Unlock()
+		return nil, nil
+	case c.cfg.MaxIdle > 0 && cs.users == 0 && time.Since(cs.lastUsed) > c.cfg.MaxIdle:
+		// Nobody uses it, so closing it cuts no command short. An idle
+		// connection may have died silently (RDS rebooted, state lost on
+		// the path); a fresh one costs one handshake.
+		idle := time.Since(cs.lastUsed)
+		c.conn = nil
+		c.mu.Unlock()
+		c.log.Debug("rds connection idle; closing it and dialling again", "idle", idle)
+		_ = cs.client.Close()
+		return nil, nil
+	}
+	cs.users++
+	c.mu.Unlock()
+	return cs, nil
+}
+
+// release gives back a use taken by connect.
+func (c *SSHClient) release(cs *connState) {
+	c.mu.Lock()
+	cs.users--
+	cs.lastUsed = time.Now()
+	c.mu.Unlock()
 }
 
 func (cs *connState) isDone() bool {
@@ -238,39 +284,6 @@ func (c *SSHClient) drop(cs *connState) {
 	}
 	c.mu.Unlock()
 	_ = cs.client.Close()
-}
-
-// keepAlive sends keepalive requests; a failed or unanswered one closes the
-// connection so the next command re-dials instead of hanging.
-func (c *SSHClient) keepAlive(cs *connState) {
-	t := time.NewTicker(c.cfg.KeepAlive)
-	defer t.Stop()
-	for {
-		select {
-		case <-cs.done:
-			return
-		case <-t.C:
-		}
-		errc := make(chan error, 1)
-		go func() {
-			// Any reply, even "unsupported", proves the peer is alive.
-			_, _, err := cs.client.SendRequest("keepalive@openssh.com", true, nil)
-			errc <- err
-		}()
-		select {
-		case err := <-errc:
-			if err == nil {
-				continue
-			}
-			c.log.Warn("rds keepalive failed; closing connection", "err", err)
-		case <-time.After(c.cfg.Timeout):
-			c.log.Warn("rds keepalive unanswered; closing connection", "timeout", c.cfg.Timeout)
-		case <-cs.done:
-			return
-		}
-		c.drop(cs)
-		return
-	}
 }
 
 // errBeforeSend marks failures where the command certainly did not reach
@@ -380,6 +393,7 @@ func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
 	if err != nil {
 		return "", errBeforeSend{err}
 	}
+	defer c.release(cs)
 	sess, err := c.newSession(ctx, cs)
 	if err != nil {
 		var oce *ssh.OpenChannelError
@@ -450,9 +464,10 @@ func (c *SSHClient) connLost(cs *connState) bool {
 	}
 }
 
-// newSession opens a session, giving up when ctx ends: a peer that went
-// silent never answers the channel open. The connection is then dropped,
-// since the next command would wait the same way.
+// newSession opens a session, giving up after Timeout or when ctx ends: a
+// peer that went silent never answers the channel open. The connection is
+// then dropped, since the next command would wait the same way; nothing
+// was sent, so the caller may retry on a fresh connection.
 func (c *SSHClient) newSession(ctx context.Context, cs *connState) (*ssh.Session, error) {
 	type result struct {
 		s   *ssh.Session
@@ -463,18 +478,25 @@ func (c *SSHClient) newSession(ctx context.Context, cs *connState) (*ssh.Session
 		s, err := cs.client.NewSession()
 		ch <- result{s, err}
 	}()
+	t := time.NewTimer(c.cfg.Timeout)
+	defer t.Stop()
+	var err error
 	select {
 	case r := <-ch:
 		return r.s, r.err
+	case <-t.C:
+		err = fmt.Errorf("no answer to a session open within %v", c.cfg.Timeout)
+		c.log.Warn("rds session open unanswered; closing the connection", "timeout", c.cfg.Timeout)
 	case <-ctx.Done():
-		c.drop(cs)
-		go func() {
-			if r := <-ch; r.s != nil {
-				_ = r.s.Close()
-			}
-		}()
-		return nil, ctx.Err()
+		err = ctx.Err()
 	}
+	c.drop(cs)
+	go func() {
+		if r := <-ch; r.s != nil {
+			_ = r.s.Close()
+		}
+	}()
+	return nil, err
 }
 
 // lockedBuffer collects stdout and stderr, which x/crypto/ssh copies from
@@ -505,6 +527,7 @@ func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, c.transportError("probe", "", jsonProbe, err)
 	}
+	defer c.release(cs)
 	select {
 	case cs.probeMu <- struct{}{}:
 	case <-ctx.Done():

@@ -704,9 +704,7 @@ func runConcurrently(n int, f func(i int) error) []error {
 
 func TestSimConcurrentCallers(t *testing.T) {
 	srv := startSim(t, sim.Options{JSON: true})
-	cfg := clientConfig(t, srv)
-	cfg.KeepAlive = 20 * time.Millisecond
-	c := newClient(t, cfg)
+	c := newClient(t, clientConfig(t, srv))
 	ctx := ctxT(t)
 	errs := runConcurrently(16, func(i int) error {
 		slot := fmt.Sprintf("pvc-c%02d", i)
@@ -740,7 +738,6 @@ func TestSimConcurrentCallers(t *testing.T) {
 	if err != nil || len(inv.Disks) != 8 {
 		t.Fatalf("List = %d disks, %v", len(inv.Disks), err)
 	}
-	time.Sleep(100 * time.Millisecond) // a few keepalives
 	if _, err := c.Version(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -901,24 +898,110 @@ func TestSimSilentPeer(t *testing.T) {
 			t.Errorf("create sent %d times over %d dials, want once over 2", n, c.Dials())
 		}
 	})
-	t.Run("keepalive-drops-dead-connection", func(t *testing.T) {
+	t.Run("idle-connection-redialled", func(t *testing.T) {
 		cfg := cfg
-		cfg.KeepAlive = 50 * time.Millisecond
+		cfg.MaxIdle = 100 * time.Millisecond
 		c := newClient(t, cfg)
 		if _, err := c.List(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}
 		hole.Freeze()
-		// Keepalive every 50ms, unanswered after Timeout (1s): the
-		// connection is dropped before the next command needs it.
-		time.Sleep(2500 * time.Millisecond)
+		// Idle past MaxIdle: the next command does not use the (dead)
+		// connection at all, so it does not wait for anything.
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
 		if _, err := c.List(ctxT(t)); err != nil {
 			t.Fatalf("List after the peer went silent: %v", err)
 		}
+		if took := time.Since(start); took > 900*time.Millisecond {
+			t.Errorf("List took %v: it waited on the dead connection", took)
+		}
 		if c.Dials() != 2 {
-			t.Errorf("Dials = %d, want 2 (the dead connection replaced once)", c.Dials())
+			t.Errorf("Dials = %d, want 2 (the idle connection replaced once)", c.Dials())
 		}
 	})
+	t.Run("unanswered-session-open-redials", func(t *testing.T) {
+		cfg := cfg
+		cfg.MaxIdle = -1
+		c := newClient(t, cfg)
+		ctx := ctxT(t)
+		if _, err := c.List(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hole.Freeze()
+		// The session open gets no answer within Timeout (1s): the
+		// connection counts as dropped, nothing was sent, so even a write
+		// goes out once on a fresh connection.
+		start := time.Now()
+		if err := c.Create(ctx, createReq("pvc-after-freeze", gib)); err != nil {
+			t.Fatalf("Create after the peer went silent: %v", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("Create took %v with a 1s timeout", took)
+		}
+		n := 0
+		for _, cmd := range srv.Commands() {
+			if strings.Contains(cmd, `slot="pvc-after-freeze"`) {
+				n++
+			}
+		}
+		if n != 1 || c.Dials() != 2 {
+			t.Errorf("create sent %d times over %d dials, want once over 2", n, c.Dials())
+		}
+	})
+}
+
+// TestSimGlobalRequests: whatever RouterOS does with SSH global requests
+// (answer failure, never answer, or SSH_MSG_UNIMPLEMENTED, which makes an
+// x/crypto/ssh client drop the connection), the client keeps working
+// through long idle periods and slow commands, because it never sends one.
+func TestSimGlobalRequests(t *testing.T) {
+	for name, mode := range map[string]sim.GlobalMode{"reject": sim.GlobalReject, "ignore": sim.GlobalIgnore, "unimplemented": sim.GlobalUnimplemented} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := startSim(t, sim.Options{JSON: true, Faults: sim.Faults{GlobalRequests: mode}})
+			cfg := clientConfig(t, srv)
+			cfg.Timeout = time.Second
+			cfg.KeepAlive = 50 * time.Millisecond // TCP: the kernel rounds up to 1s
+			cfg.MaxIdle = 300 * time.Millisecond
+			c := newClient(t, cfg)
+			ctx := ctxT(t)
+			if _, err := c.Version(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// A long idle period: many former keepalive intervals, longer
+			// than Timeout and MaxIdle.
+			time.Sleep(1200 * time.Millisecond)
+			if _, err := c.List(ctx); err != nil {
+				t.Fatalf("List after idling: %v", err)
+			}
+			// Commands in flight longer than Timeout: not cut short.
+			srv.SetFaults(sim.Faults{GlobalRequests: mode, Latency: 1500 * time.Millisecond})
+			errs := runConcurrently(2, func(i int) error {
+				if i == 0 {
+					return c.Create(ctx, createReq("pvc-slow", gib))
+				}
+				_, err := c.Capacity(ctx)
+				return err
+			})
+			for _, err := range errs {
+				if err != nil {
+					t.Errorf("command in flight: %v", err)
+				}
+			}
+			srv.SetFaults(sim.Faults{GlobalRequests: mode})
+			if d, err := c.Get(ctx, "pvc-slow"); err != nil || d.Size != gib {
+				t.Errorf("Get = %+v, %v", d, err)
+			}
+			if n := srv.GlobalRequests(); n != 0 {
+				t.Errorf("the client sent %d SSH global requests, want none", n)
+			}
+			// One dial, one re-dial after the idle period.
+			if c.Dials() != 2 {
+				t.Errorf("Dials = %d, want 2", c.Dials())
+			}
+		})
+	}
 }
 
 // TestSimJSONFallback: if RouterOS cuts or mangles the JSON of a listing

@@ -168,8 +168,7 @@ func (c *SSHClient) dial(ctx context.Context) (*ssh.Client, error) {
 	c.dials.Add(1)
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", c.cfg.Address)
+	nc, err := c.dialer().DialContext(dctx, "tcp", c.cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", ErrConnection, c.cfg.Address, err)
 	}
@@ -196,6 +195,20 @@ func (c *SSHClient) dial(ctx context.Context) (*ssh.Client, error) {
 	_ = nc.SetDeadline(time.Time{})
 	c.log.Debug("rds ssh connected", "took", time.Since(start), "server", string(conn.ServerVersion()))
 	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// dialer sets TCP keepalive on the socket: the RDS's kernel answers the
+// probes whatever its SSH server does with SSH-level keepalives, and a
+// peer that is gone makes reads fail, so the connection ends and the next
+// command dials again.
+func (c *SSHClient) dialer() *net.Dialer {
+	ka := c.cfg.KeepAlive
+	if ka < 0 {
+		return &net.Dialer{KeepAlive: -1}
+	}
+	return &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: ka, Interval: max(ka/3, time.Second), Count: 3,
+	}}
 }
 
 // handshakeError classifies a failed handshake: host key and credential

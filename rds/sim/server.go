@@ -79,7 +79,38 @@ type Faults struct {
 	FailNext []string
 	// MaxSessions caps concurrent SSH sessions; more are refused (0 = no cap).
 	MaxSessions int
+	// GlobalRequests says how connection-level requests (for example
+	// keepalive@openssh.com) are answered: GlobalReject (the default, as
+	// any x/crypto/ssh server), GlobalIgnore or GlobalUnimplemented.
+	GlobalRequests GlobalMode
+	// SlowMatch, when not empty, delays every command line containing it
+	// by SlowLatency (on top of Latency) before it runs, so one command
+	// can be slower than a client's command timeout while others are not.
+	// The command still runs after the delay, as RouterOS would finish it.
+	SlowMatch   string
+	SlowLatency time.Duration
 }
+
+// GlobalMode is how the simulator answers SSH global requests.
+type GlobalMode string
+
+const (
+	// GlobalReject answers every global request with a failure, as
+	// x/crypto/ssh servers do (ssh.DiscardRequests).
+	GlobalReject GlobalMode = ""
+	// GlobalIgnore never answers: a client waiting for the reply waits
+	// forever.
+	GlobalIgnore GlobalMode = "ignore"
+	// GlobalUnimplemented emulates an SSH_MSG_UNIMPLEMENTED reply.
+	// x/crypto/ssh's server side cannot send that message (its packet
+	// writer is unexported and a global request's reply is success or
+	// failure only), so the simulator does what the message does to an
+	// x/crypto/ssh client: the client's read loop treats message 3 as a
+	// packet of an unknown channel and fails ("ssh: unexpected message
+	// type 3"), which closes the connection. The simulator closes the TCP
+	// connection at once instead, with every session on it.
+	GlobalUnimplemented GlobalMode = "unimplemented"
+)
 
 // Server is a simulated RDS speaking RouterOS over SSH.
 type Server struct {
@@ -110,8 +141,10 @@ type Server struct {
 	cancel   context.CancelFunc
 	closed   bool
 
-	handshakes atomic.Int64
-	wg         sync.WaitGroup
+	handshakes     atomic.Int64
+	globalRequests atomic.Int64
+	refused        atomic.Int64
+	wg             sync.WaitGroup
 
 	// Set by ServeDir, for TargetYAML.
 	keyFile, knownHostsFile string
@@ -345,6 +378,13 @@ func (s *Server) Commands() []string {
 // Handshakes counts completed SSH handshakes (one per TCP connection).
 func (s *Server) Handshakes() int64 { return s.handshakes.Load() }
 
+// GlobalRequests counts SSH global requests received (keepalives and the
+// like), whatever Faults.GlobalRequests did with them.
+func (s *Server) GlobalRequests() int64 { return s.globalRequests.Load() }
+
+// RefusedSessions counts session opens refused by Faults.MaxSessions.
+func (s *Server) RefusedSessions() int64 { return s.refused.Load() }
+
 // Exec runs a script in-process, without faults and without recording it,
 // and returns what RouterOS would print. For seeding and assertions.
 func (s *Server) Exec(line string) string {
@@ -491,7 +531,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	_ = c.SetDeadline(time.Time{})
 	defer sc.Close()
 	s.handshakes.Add(1)
-	go ssh.DiscardRequests(reqs)
+	go s.serveGlobal(c, reqs)
 	width := widthFor(sc.User(), s.opts.Width)
 	s.log.Debug("sim connection", "remote", c.RemoteAddr().String(), "user", sc.User(), "width", width)
 	var sessions sync.WaitGroup
@@ -502,6 +542,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			continue
 		}
 		if !s.acquireSession() {
+			s.refused.Add(1)
 			_ = nc.Reject(ssh.ResourceShortage, "too many sessions")
 			continue
 		}
@@ -516,6 +557,27 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			defer s.releaseSession()
 			s.serveSession(ctx, c, ch, creqs, width)
 		}()
+	}
+}
+
+// serveGlobal answers global requests as Faults.GlobalRequests says.
+func (s *Server) serveGlobal(c net.Conn, reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		s.globalRequests.Add(1)
+		s.fmu.Lock()
+		mode := s.faults.GlobalRequests
+		s.fmu.Unlock()
+		s.log.Debug("sim global request", "type", req.Type, "mode", string(mode))
+		switch mode {
+		case GlobalIgnore:
+			// Never answered.
+		case GlobalUnimplemented:
+			drop(c)
+		default:
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+		}
 	}
 }
 
@@ -638,6 +700,9 @@ func (s *Server) command(ctx context.Context, line string, width int) (out strin
 	s.fmu.Unlock()
 	s.log.Debug("sim command", "line", line, "dropped", dropped, "failed", failing)
 	sleepCtx(ctx, f.Latency)
+	if f.SlowMatch != "" && strings.Contains(line, f.SlowMatch) {
+		sleepCtx(ctx, f.SlowLatency)
+	}
 	switch {
 	case dropped:
 		return "", true

@@ -361,3 +361,75 @@ func TestSSHCRLF(t *testing.T) {
 		t.Errorf("Exec got %q", out)
 	}
 }
+
+// TestFaultGlobalRequests: each way of answering a global request, seen
+// from an x/crypto/ssh client sending keepalive@openssh.com.
+func TestFaultGlobalRequests(t *testing.T) {
+	keepalive := func(c *ssh.Client) (bool, error) {
+		type result struct {
+			ok  bool
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			ok, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+			ch <- result{ok, err}
+		}()
+		select {
+		case r := <-ch:
+			return r.ok, r.err
+		case <-time.After(500 * time.Millisecond):
+			return false, context.DeadlineExceeded
+		}
+	}
+	t.Run("reject", func(t *testing.T) {
+		s := startServer(t, Options{})
+		c := dial(t, s, "admin")
+		if ok, err := keepalive(c); ok || err != nil {
+			t.Errorf("reply = %v, %v; want a failure reply", ok, err)
+		}
+		if out := mustRun(t, c, `:put x`); out != "x\n" {
+			t.Errorf("after the request: %q", out)
+		}
+	})
+	t.Run("ignore", func(t *testing.T) {
+		s := startServer(t, Options{Faults: Faults{GlobalRequests: GlobalIgnore}})
+		c := dial(t, s, "admin")
+		if _, err := keepalive(c); err != context.DeadlineExceeded {
+			t.Errorf("err = %v, want no reply at all", err)
+		}
+		if out := mustRun(t, c, `:put x`); out != "x\n" {
+			t.Errorf("sessions still work: %q", out)
+		}
+	})
+	t.Run("unimplemented", func(t *testing.T) {
+		s := startServer(t, Options{Faults: Faults{GlobalRequests: GlobalUnimplemented}})
+		c := dial(t, s, "admin")
+		if _, err := keepalive(c); err == nil || err == context.DeadlineExceeded {
+			t.Errorf("err = %v, want the connection gone", err)
+		}
+		if _, err := run(c, `:put x`); err == nil {
+			t.Error("a session opened on the dropped connection")
+		}
+		if s.GlobalRequests() != 1 {
+			t.Errorf("GlobalRequests = %d", s.GlobalRequests())
+		}
+	})
+}
+
+// TestFaultSlowMatch: only commands containing SlowMatch are slow.
+func TestFaultSlowMatch(t *testing.T) {
+	s := startServer(t, Options{})
+	s.SetFaults(Faults{SlowMatch: "/disk add", SlowLatency: 400 * time.Millisecond})
+	c := dial(t, s, "admin")
+	start := time.Now()
+	mustRun(t, c, `:put x`)
+	if took := time.Since(start); took > 300*time.Millisecond {
+		t.Errorf(":put took %v", took)
+	}
+	start = time.Now()
+	mustRun(t, c, `/disk add type=file file-path=storage-pool/a.img file-size=1G slot=a`)
+	if took := time.Since(start); took < 400*time.Millisecond {
+		t.Errorf("/disk add took %v, want >= 400ms", took)
+	}
+}
