@@ -66,13 +66,19 @@ func sizeFor(r *csi.CapacityRange, dflt int64) (int64, error) {
 	if lim > 0 && req > lim {
 		return 0, status.Errorf(codes.InvalidArgument, "required bytes %d exceed the limit %d", req, lim)
 	}
+	if req > spec.MaxVolumeSize {
+		return 0, status.Errorf(codes.OutOfRange, "required bytes %d are more than %d (%s), the largest volume size", req, spec.MaxVolumeSize, spec.Quantity{Bytes: spec.MaxVolumeSize})
+	}
 	if req == 0 {
 		req = dflt
 		if lim > 0 && lim < req {
 			req = lim
 		}
 	}
-	size := spec.RoundUpSize(req)
+	size, ok := spec.RoundUpSize(req)
+	if !ok { // a default over the largest size
+		return 0, status.Errorf(codes.OutOfRange, "%d bytes are more than %d (%s), the largest volume size", req, spec.MaxVolumeSize, spec.Quantity{Bytes: spec.MaxVolumeSize})
+	}
 	if lim > 0 && size > lim {
 		return 0, status.Errorf(codes.OutOfRange, "volume sizes are multiples of 1 MiB: %d bytes round up to %d, over the limit %d", req, size, lim)
 	}

@@ -48,6 +48,10 @@ func newController(cfg ControllerConfig, log *slog.Logger) (*controller, error) 
 	if cfg.DefaultSize <= 0 {
 		cfg.DefaultSize = defaultVolumeSize
 	}
+	if cfg.DefaultSize > spec.MaxVolumeSize {
+		return nil, fmt.Errorf("controller: the default volume size %d is more than %d (%s), the largest volume size",
+			cfg.DefaultSize, spec.MaxVolumeSize, spec.Quantity{Bytes: spec.MaxVolumeSize})
+	}
 	return &controller{cfg: cfg, log: log}, nil
 }
 

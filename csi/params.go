@@ -238,8 +238,8 @@ func parseVolumeContext(name string, vc map[string]string) (nodeVolume, error) {
 	nv.Size = spec.SizeAlign
 	if sz := vc[CtxSize]; sz != "" {
 		n, err := strconv.ParseInt(sz, 10, 64)
-		if err != nil || n <= 0 || n%spec.SizeAlign != 0 {
-			problems = append(problems, fmt.Sprintf("%s %q is not a positive multiple of 1 MiB", CtxSize, sz))
+		if err != nil || n <= 0 || n%spec.SizeAlign != 0 || n > spec.MaxVolumeSize {
+			problems = append(problems, fmt.Sprintf("%s %q is not a positive multiple of 1 MiB up to 1 PiB", CtxSize, sz))
 		}
 		nv.Size = n
 	}

@@ -144,29 +144,47 @@ func (q *Quantity) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MaxVolumeSize is the largest volume size rds-reconcile accepts: 1 PiB,
+// far beyond a full RDS (20 U.2 drives), yet small enough that no size
+// arithmetic (rounding, sums of several volumes) comes near int64. The
+// largest file-size RouterOS itself takes is not documented (see
+// docs/rds.md).
+const MaxVolumeSize int64 = 1 << 50
+
 // RoundUpSize rounds a byte count up to the next multiple of SizeAlign, for
 // CSI requests that name a minimum size. Counts <= 0 give SizeAlign (the
-// smallest valid volume); counts so large that rounding up would overflow
-// give the largest aligned int64, which no RDS can hold anyway, so the
-// request fails later with a capacity error rather than wrapping negative.
-func RoundUpSize(bytes int64) int64 {
+// smallest valid volume). ok is false for a count over MaxVolumeSize: the
+// count is checked before any arithmetic, so nothing overflows and no
+// size is silently cut to a smaller one.
+func RoundUpSize(bytes int64) (size int64, ok bool) {
 	if bytes <= 0 {
-		return SizeAlign
+		return SizeAlign, true
 	}
-	maxAligned := int64(math.MaxInt64) &^ (SizeAlign - 1)
-	if bytes > maxAligned {
-		return maxAligned
+	if bytes > MaxVolumeSize {
+		return 0, false
 	}
-	return (bytes + SizeAlign - 1) / SizeAlign * SizeAlign
+	// bytes <= MaxVolumeSize (aligned), so the sum cannot overflow and the
+	// result is at most MaxVolumeSize.
+	return (bytes + SizeAlign - 1) / SizeAlign * SizeAlign, true
 }
 
-// alignmentError explains a misaligned size and names the nearest valid ones.
-func alignmentError(bytes int64) string {
-	down := bytes / SizeAlign * SizeAlign
-	up := RoundUpSize(bytes)
-	if down <= 0 {
-		return fmt.Sprintf("size %d bytes is not a positive multiple of 1Mi (1048576 bytes); the smallest valid size is %s", bytes, Quantity{up})
+// sizeError explains a size that is not a valid volume size (not positive,
+// misaligned or over MaxVolumeSize) and names the nearest valid ones.
+func sizeError(bytes int64) string {
+	if bytes > MaxVolumeSize {
+		q := Quantity{bytes}.String()
+		if q != strconv.FormatInt(bytes, 10) {
+			q += fmt.Sprintf(" (%d bytes)", bytes)
+		} else {
+			q += " bytes"
+		}
+		return fmt.Sprintf("size %s is more than %s, the largest volume size", q, Quantity{MaxVolumeSize})
 	}
+	down := bytes / SizeAlign * SizeAlign
+	if down <= 0 {
+		return fmt.Sprintf("size %d bytes is not a positive multiple of 1Mi (1048576 bytes); the smallest valid size is %s", bytes, Quantity{SizeAlign})
+	}
+	up, _ := RoundUpSize(bytes) // bytes <= MaxVolumeSize here
 	return fmt.Sprintf("size %d bytes is not a multiple of 1Mi (1048576 bytes); use %s or %s", bytes, Quantity{down}, Quantity{up})
 }
 

@@ -170,41 +170,57 @@ func TestDurationMarshal(t *testing.T) {
 	}
 }
 
+// TestRoundUpSize: sizes round up to the next MiB, and a size over
+// MaxVolumeSize is refused (ok false), never cut to a smaller one nor
+// wrapped negative.
 func TestRoundUpSize(t *testing.T) {
-	maxAligned := int64(math.MaxInt64) &^ (SizeAlign - 1)
-	tests := []struct{ in, want int64 }{
-		{-1, SizeAlign},
-		{0, SizeAlign},
-		{1, SizeAlign},
-		{SizeAlign, SizeAlign},
-		{SizeAlign + 1, 2 * SizeAlign},
-		{10<<30 - 1, 10 << 30},
-		{maxAligned, maxAligned},
-		{maxAligned + 1, maxAligned},
-		{math.MaxInt64, maxAligned},
+	tests := []struct {
+		in, want int64
+		ok       bool
+	}{
+		{math.MinInt64, SizeAlign, true},
+		{-1, SizeAlign, true},
+		{0, SizeAlign, true},
+		{1, SizeAlign, true},
+		{SizeAlign - 1, SizeAlign, true},
+		{SizeAlign, SizeAlign, true},
+		{SizeAlign + 1, 2 * SizeAlign, true},
+		{10<<30 - 1, 10 << 30, true},
+		{MaxVolumeSize - 1, MaxVolumeSize, true},
+		{MaxVolumeSize, MaxVolumeSize, true},
+		{MaxVolumeSize + 1, 0, false},
+		{math.MaxInt64 &^ (SizeAlign - 1), 0, false},
+		{math.MaxInt64 - SizeAlign + 2, 0, false}, // + SizeAlign - 1 would wrap
+		{math.MaxInt64, 0, false},
 	}
 	for _, tt := range tests {
-		if got := RoundUpSize(tt.in); got != tt.want {
-			t.Errorf("RoundUpSize(%d) = %d, want %d", tt.in, got, tt.want)
+		got, ok := RoundUpSize(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("RoundUpSize(%d) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
-		if got := RoundUpSize(tt.in); got%SizeAlign != 0 || got <= 0 {
-			t.Errorf("RoundUpSize(%d) = %d is not a positive multiple of SizeAlign", tt.in, got)
+		if ok && (got%SizeAlign != 0 || got < tt.in || got > MaxVolumeSize) {
+			t.Errorf("RoundUpSize(%d) = %d is not an aligned size >= the request and <= MaxVolumeSize", tt.in, got)
 		}
 	}
 }
 
-func TestAlignmentError(t *testing.T) {
+func TestSizeError(t *testing.T) {
 	tests := []struct {
 		bytes int64
 		want  string
 	}{
 		{1_000_000_001, "use 953Mi or 954Mi"},
 		{1000, "the smallest valid size is 1Mi"},
+		{-5, "the smallest valid size is 1Mi"},
 		{10<<30 + 1, "use 10Gi or 10241Mi"},
+		{MaxVolumeSize - 1, "use 1073741823Mi or 1Pi"},
+		{MaxVolumeSize + 1, "size 1125899906842625 bytes is more than 1Pi, the largest volume size"},
+		{MaxVolumeSize + SizeAlign, "size 1073741825Mi (1125899907891200 bytes) is more than 1Pi"},
+		{math.MaxInt64, "is more than 1Pi"},
 	}
 	for _, tt := range tests {
-		if got := alignmentError(tt.bytes); !strings.Contains(got, tt.want) {
-			t.Errorf("alignmentError(%d) = %q, want it to contain %q", tt.bytes, got, tt.want)
+		if got := sizeError(tt.bytes); !strings.Contains(got, tt.want) {
+			t.Errorf("sizeError(%d) = %q, want it to contain %q", tt.bytes, got, tt.want)
 		}
 	}
 }

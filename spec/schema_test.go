@@ -79,6 +79,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"unknown volume field", "    protect: true\n", "    protect: true\n    protected: true\n"},
 		{"bad enum", "orphans: disconnect", "orphans: delete"},
 		{"bad size", "size: 2Gi", "size: 2GB"},
+		{"size over 1Pi", "size: 2Gi", "size: 1125899907891200"},
 		{"bad name", "name: demo-web", "name: Demo_Web"},
 		{"bad timeout", "reconnectDelay: 5", "reconnectDelay: 0"},
 		{"timeout over a week", "ctrlLossTmo: 600", "ctrlLossTmo: 604801"},

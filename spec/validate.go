@@ -321,8 +321,8 @@ func (c *checker) volumes(st *State, complete bool) {
 			switch {
 			case v.Size.Bytes == 0:
 				c.add(path+".size", "is required for a present volume, e.g. size: 20Gi")
-			case v.Size.Bytes < 0 || v.Size.Bytes%SizeAlign != 0:
-				c.add(path+".size", "%s", alignmentError(v.Size.Bytes))
+			case v.Size.Bytes < 0 || v.Size.Bytes%SizeAlign != 0 || v.Size.Bytes > MaxVolumeSize:
+				c.add(path+".size", "%s", sizeError(v.Size.Bytes))
 			}
 		case Absent:
 			if v.Size.Bytes != 0 {

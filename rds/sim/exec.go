@@ -590,6 +590,13 @@ func applyDiskArgs(d *diskRec, vals map[string]string) error {
 	return nil
 }
 
+// fits reports whether add more bytes fit a pool of pool bytes with used
+// taken. It compares without summing: used+add wraps negative for sizes
+// near 2^63, which would let any grow through.
+func fits(used, add, pool int64) bool {
+	return add <= pool-used // 0 <= used and 0 <= pool: no overflow
+}
+
 // parseSize reads file-size: bytes, or a number with a binary unit (1G = 2^30).
 func parseSize(name, s string) (int64, error) {
 	i := 0
@@ -715,7 +722,7 @@ func (in *interp) diskAdd(c *command) (int, error) {
 		if size == 0 {
 			return 0, failure("failure: file-size not set")
 		}
-		if st.used+size > in.s.poolSize {
+		if !fits(st.used, size, in.s.poolSize) {
 			return 0, errNoSpace
 		}
 		if err := in.s.backend.Create(in.ctx, d.FilePath, size); err != nil {
@@ -780,7 +787,7 @@ func (in *interp) diskSet(c *command) error {
 			if size < f.Size {
 				return failure("failure: can not shrink file")
 			}
-			if st.used-f.Size+size > in.s.poolSize {
+			if !fits(st.used, size-f.Size, in.s.poolSize) {
 				return errNoSpace
 			}
 			if err := in.s.backend.Grow(in.ctx, f.Name, size); err != nil {
