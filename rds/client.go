@@ -48,6 +48,12 @@ type Config struct {
 	// Timeout bounds TCP connect plus SSH handshake, and opening a
 	// session on a live connection; default 10s.
 	Timeout time.Duration
+	// CommandTimeout bounds every RouterOS command from the moment it has
+	// a session slot: opening the session (refused sessions are retried
+	// within it), sending, and reading the whole answer. Default three
+	// times Timeout. A command that runs out of it fails with a retryable
+	// ErrTimeout, Ambiguous when it was a write already sent.
+	CommandTimeout time.Duration
 	// SlotPrefix: only disks whose slot starts with it are listed or
 	// changed ("" = all file disks under BasePath).
 	SlotPrefix string
@@ -125,6 +131,9 @@ func New(cfg Config) (*SSHClient, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 3 * cfg.Timeout
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = defaultKeepAlive
@@ -295,62 +304,85 @@ func (e errBeforeSend) Unwrap() error { return e.err }
 
 // run sends one command and returns its output. Reads (mutating=false) are
 // retried once on a fresh connection after any transport failure; writes
-// only when the failure happened before the command was sent.
+// only when the failure happened before the command was sent. A refused
+// session is asked for again, waiting longer each time. All of it stays
+// within CommandTimeout and ctx.
 func (c *SSHClient) run(ctx context.Context, op, slot, cmd string, mutating bool) (string, error) {
 	if err := ctx.Err(); err != nil {
-		return "", c.ctxError(op, slot, cmd, err)
+		return "", c.ctxError(op, slot, cmd, err, false)
 	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", c.ctxError(op, slot, cmd, ctx.Err())
+		return "", c.ctxError(op, slot, cmd, ctx.Err(), false)
 	}
 	defer func() { <-c.sem }()
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
+	defer cancel()
 
 	var (
 		out      string
 		err      error
 		redialed bool
+		sent     bool // the failed attempt had sent the command
 		refused  int
 	)
 	for {
-		out, err = c.runOnce(ctx, cmd)
-		if err == nil || ctx.Err() != nil || errors.Is(err, errClosed) || isTerminalDial(err) {
+		out, err = c.runOnce(cctx, cmd)
+		if err == nil {
+			break
+		}
+		var before errBeforeSend
+		sent = !errors.As(err, &before)
+		if cctx.Err() != nil || errors.Is(err, errClosed) || isTerminalDial(err) {
 			break
 		}
 		var oce *ssh.OpenChannelError
-		if errors.As(err, &oce) && refused < maxRefusals {
+		if errors.As(err, &oce) {
 			// The RDS refused a session (its cap counts sessions we
-			// already closed but it has not yet reaped): nothing was
-			// sent, so wait briefly and ask again.
+			// already closed but it has not yet reaped, or another
+			// client holds them): nothing was sent, so wait and ask
+			// again until the command timeout.
 			refused++
-			if !sleepCtx(ctx, time.Duration(refused)*refusalBackoff) {
+			if !sleepCtx(cctx, refusalWait(refused)) {
 				break
 			}
 			continue
 		}
-		var before errBeforeSend
-		if redialed || (mutating && !errors.As(err, &before)) || errors.As(err, &oce) {
+		if redialed || (mutating && sent) {
 			break
 		}
 		redialed = true
 		c.log.Debug("rds command failed on transport; retrying on a fresh connection", "op", op, "err", err)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return "", c.ctxError(op, slot, cmd, ctx.Err())
+		ambiguous := mutating && sent
+		switch {
+		case ctx.Err() != nil:
+			return "", c.ctxError(op, slot, cmd, ctx.Err(), ambiguous)
+		case cctx.Err() != nil:
+			return "", c.timeoutError(op, slot, cmd, err, sent, refused, ambiguous)
 		}
-		return "", c.transportError(op, slot, cmd, err)
+		e := c.transportError(op, slot, cmd, err)
+		e.Ambiguous = ambiguous
+		return "", e
 	}
 	return out, nil
 }
 
-// A refused session is retried maxRefusals times, waiting refusalBackoff
-// longer each time.
+// A refused session is asked for again after refusalBackoff, doubling each
+// time up to maxRefusalWait, until the command timeout.
 const (
-	maxRefusals    = 5
 	refusalBackoff = 10 * time.Millisecond
+	maxRefusalWait = time.Second
 )
+
+func refusalWait(n int) time.Duration {
+	if n > 7 {
+		return maxRefusalWait
+	}
+	return min(refusalBackoff<<(n-1), maxRefusalWait)
+}
 
 // sleepCtx waits d or until ctx ends; it reports whether d elapsed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -369,11 +401,26 @@ func isTerminalDial(err error) bool {
 	return errors.Is(err, ErrHostKey) || errors.Is(err, ErrAuth) || errors.Is(err, ErrInvalid)
 }
 
-func (c *SSHClient) ctxError(op, slot, cmd string, err error) error {
-	return &Error{Op: op, Slot: slot, Command: cmd, Retryable: errors.Is(err, context.DeadlineExceeded), Err: err}
+func (c *SSHClient) ctxError(op, slot, cmd string, err error, ambiguous bool) *Error {
+	return &Error{Op: op, Slot: slot, Command: cmd, Retryable: errors.Is(err, context.DeadlineExceeded), Ambiguous: ambiguous, Err: err}
 }
 
-func (c *SSHClient) transportError(op, slot, cmd string, err error) error {
+// timeoutError is a command that ran out of CommandTimeout. last is the
+// error of the last attempt; refused counts sessions the RDS refused.
+func (c *SSHClient) timeoutError(op, slot, cmd string, last error, sent bool, refused int, ambiguous bool) *Error {
+	var err error
+	switch {
+	case sent:
+		err = fmt.Errorf("%w: no complete answer within %v (commandTimeout): %w", ErrTimeout, c.cfg.CommandTimeout, context.DeadlineExceeded)
+	case refused > 0:
+		err = fmt.Errorf("%w: not sent: the RDS refused a session %d times within %v (commandTimeout): %w", ErrTimeout, refused, c.cfg.CommandTimeout, context.DeadlineExceeded)
+	default:
+		err = fmt.Errorf("%w: not sent within %v (commandTimeout; last error: %v): %w", ErrTimeout, c.cfg.CommandTimeout, last, context.DeadlineExceeded)
+	}
+	return &Error{Op: op, Slot: slot, Command: cmd, Retryable: true, Ambiguous: ambiguous, Err: err}
+}
+
+func (c *SSHClient) transportError(op, slot, cmd string, err error) *Error {
 	e := &Error{Op: op, Slot: slot, Command: cmd, Err: err}
 	switch {
 	case errors.Is(err, errClosed):
@@ -531,7 +578,7 @@ func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
 	select {
 	case cs.probeMu <- struct{}{}:
 	case <-ctx.Done():
-		return false, c.ctxError("probe", "", jsonProbe, ctx.Err())
+		return false, c.ctxError("probe", "", jsonProbe, ctx.Err(), false)
 	}
 	defer func() { <-cs.probeMu }()
 	if cs.probed {

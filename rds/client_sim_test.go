@@ -666,26 +666,156 @@ func TestSimFaults(t *testing.T) {
 				t.Errorf("capped client: %v", err)
 			}
 		}
-		// One that opens more sessions than the RDS allows gets retryable
-		// errors, never wrong answers.
-		// The client waits out a refusal a few times (150ms in all); a
-		// command slower than that keeps the session busy long enough.
-		srv.SetFaults(sim.Faults{MaxSessions: 1, Latency: 400 * time.Millisecond})
+		if n := srv.RefusedSessions(); n != 0 {
+			t.Errorf("%d sessions refused to a client within the cap", n)
+		}
+		// One that opens more sessions than the RDS allows is refused,
+		// backs off and asks again: every command gets through, once.
+		srv.SetFaults(sim.Faults{MaxSessions: 1, Latency: 200 * time.Millisecond})
 		cfg.MaxSessions = 8
 		greedy := newClient(t, cfg)
-		refused := 0
-		for _, err := range runConcurrently(4, func(i int) error { _, err := greedy.Version(ctx); return err }) {
+		sent := len(srv.Commands())
+		for _, err := range runConcurrently(4, func(i int) error {
+			return greedy.Create(ctx, createReq(fmt.Sprintf("pvc-cap%d", i), gib))
+		}) {
 			if err != nil {
-				refused++
-				if !rds.IsRetryable(err) || !errors.Is(err, rds.ErrConnection) {
-					t.Errorf("refused session: %v, want retryable", err)
-				}
+				t.Errorf("refused session not retried: %v", err)
 			}
 		}
-		if refused == 0 {
+		if srv.RefusedSessions() == 0 {
 			t.Error("no session was refused: the cap was not exercised")
 		}
+		if n := len(srv.Commands()) - sent; n != 4 {
+			t.Errorf("%d commands reached the RDS, want the 4 creates once each", n)
+		}
+		// Bounded: when the slot stays taken past the command timeout,
+		// the command fails as not sent, in about the timeout.
+		cfg.CommandTimeout = 600 * time.Millisecond
+		bounded := newClient(t, cfg)
+		if _, err := bounded.Version(ctx); err != nil { // connect and probe
+			t.Fatal(err)
+		}
+		srv.SetFaults(sim.Faults{MaxSessions: 1, Latency: 2 * time.Second})
+		holder := make(chan error, 1)
+		go func() { _, err := greedy.Version(ctx); holder <- err }()
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		err := bounded.Create(ctx, createReq("pvc-cap-bounded", gib))
+		took := time.Since(start)
+		if !errors.Is(err, rds.ErrTimeout) || !rds.IsRetryable(err) || rds.IsAmbiguous(err) {
+			t.Errorf("refused past the timeout: %v, want retryable, unambiguous ErrTimeout", err)
+		}
+		if took > 600*time.Millisecond+time.Second {
+			t.Errorf("took %v with a 600ms command timeout", took)
+		}
+		for _, cmd := range srv.Commands() {
+			if strings.Contains(cmd, "pvc-cap-bounded") {
+				t.Errorf("refused command was sent: %q", cmd)
+			}
+		}
+		<-holder
 	})
+}
+
+// TestSimCommandTimeout: a command slower than the command timeout fails
+// in about the timeout with a retryable ErrTimeout; the connection stays
+// usable; a write that timed out is ambiguous (it does land later).
+func TestSimCommandTimeout(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	const margin = 700 * time.Millisecond
+	srv := startSim(t, sim.Options{JSON: true})
+	cfg := clientConfig(t, srv)
+	cfg.CommandTimeout = timeout
+	c := newClient(t, cfg)
+	ctx := ctxT(t)
+	if _, err := c.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.SetFaults(sim.Faults{SlowMatch: "/system resource", SlowLatency: 20 * time.Second})
+	start := time.Now()
+	_, err := c.Version(ctx)
+	took := time.Since(start)
+	t.Logf("read answered after 20s, command timeout %v: failed after %v: %v", timeout, took, err)
+	if !errors.Is(err, rds.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) || rds.IsAmbiguous(err) {
+		t.Errorf("slow read: %v, want a retryable, unambiguous ErrTimeout", err)
+	}
+	if took < timeout || took > timeout+margin {
+		t.Errorf("slow read failed after %v, want about %v", took, timeout)
+	}
+	// The other commands still run on the same connection.
+	if _, err := c.List(ctx); err != nil {
+		t.Fatalf("List after a timed-out command: %v", err)
+	}
+	if c.Dials() != 1 {
+		t.Errorf("Dials = %d, want the connection kept", c.Dials())
+	}
+
+	srv.SetFaults(sim.Faults{SlowMatch: "/disk add", SlowLatency: time.Second})
+	start = time.Now()
+	err = c.Create(ctx, createReq("pvc-slow", gib))
+	took = time.Since(start)
+	t.Logf("write answered after 1s, command timeout %v: failed after %v: %v", timeout, took, err)
+	if !errors.Is(err, rds.ErrTimeout) || !rds.IsRetryable(err) || !rds.IsAmbiguous(err) {
+		t.Errorf("slow write: %v, want a retryable, ambiguous ErrTimeout", err)
+	}
+	if took > timeout+margin {
+		t.Errorf("slow write failed after %v", took)
+	}
+	n := 0
+	for _, cmd := range srv.Commands() {
+		if strings.HasPrefix(cmd, "/disk add") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("/disk add sent %d times, want once (never repeated behind the caller's back)", n)
+	}
+	// Ambiguous indeed: RouterOS finishes it after the client gave up,
+	// which is why a caller reads the state before sending it again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if d, err := c.Get(ctx, "pvc-slow"); err == nil && d.Size == gib {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the timed-out create never landed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The caller's context bounds a command too, when it ends first.
+	srv.SetFaults(sim.Faults{SlowMatch: "/disk set", SlowLatency: 5 * time.Second})
+	short, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	err = c.Grow(short, "pvc-slow", 2*gib)
+	if took := time.Since(start); took > 150*time.Millisecond+margin {
+		t.Errorf("Grow took %v past a 150ms caller deadline", took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) || !rds.IsAmbiguous(err) {
+		t.Errorf("Grow past the caller's deadline: %v, want retryable, ambiguous", err)
+	}
+}
+
+// TestSimCommandTimeoutDefault: without commandTimeout, a command is still
+// bounded, by three times the dial timeout.
+func TestSimCommandTimeoutDefault(t *testing.T) {
+	srv := startSim(t, sim.Options{JSON: true})
+	cfg := clientConfig(t, srv)
+	cfg.Timeout = 300 * time.Millisecond
+	c := newClient(t, cfg)
+	ctx := ctxT(t)
+	if _, err := c.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetFaults(sim.Faults{Latency: 120 * time.Second})
+	start := time.Now()
+	_, err := c.List(ctx)
+	took := time.Since(start)
+	if !errors.Is(err, rds.ErrTimeout) || took > 900*time.Millisecond+time.Second {
+		t.Errorf("List answered after 120s: %v after %v, want ErrTimeout after about 900ms", err, took)
+	}
 }
 
 func runConcurrently(n int, f func(i int) error) []error {

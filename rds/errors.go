@@ -40,6 +40,11 @@ var (
 	// connection dropped after it was sent may or may not have been applied;
 	// callers re-read the state before deciding again.
 	ErrConnection = errors.New("ssh connection failed")
+	// ErrTimeout: a command got no complete answer within the command
+	// timeout (Config.CommandTimeout). Retryable; it also matches
+	// context.DeadlineExceeded. A write that timed out after it was sent
+	// is Ambiguous: RouterOS may still apply it.
+	ErrTimeout = errors.New("RouterOS command timed out")
 )
 
 // Error is the error type of every failed RDS operation. Command never holds
@@ -51,6 +56,10 @@ type Error struct {
 	Command   string // the RouterOS command line, when one was sent or built
 	Output    string // RouterOS output that made us judge it an error
 	Retryable bool
+	// Ambiguous: a mutating command was sent and then its answer was lost
+	// (connection dropped, command timeout, caller's deadline). It may or
+	// may not have been applied: read the state again before retrying.
+	Ambiguous bool
 	Err       error // a sentinel above, or the transport error
 }
 
@@ -68,6 +77,9 @@ func (e *Error) Error() string {
 	}
 	if e.Output != "" {
 		fmt.Fprintf(&b, ": RouterOS said %q", e.Output)
+	}
+	if e.Ambiguous {
+		b.WriteString(" (it may or may not have been applied)")
 	}
 	if e.Command != "" {
 		fmt.Fprintf(&b, " (command: %s)", e.Command)
@@ -93,6 +105,13 @@ func IsRetryable(err error) bool {
 	return transportRetryable(err)
 }
 
+// IsAmbiguous reports whether err is a write that was sent but whose
+// outcome is unknown (see Error.Ambiguous).
+func IsAmbiguous(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Ambiguous
+}
+
 // transportRetryable classifies errors that did not come from RouterOS text.
 func transportRetryable(err error) bool {
 	switch {
@@ -102,7 +121,7 @@ func transportRetryable(err error) bool {
 		errors.Is(err, ErrInvalid), errors.Is(err, ErrRejected), errors.Is(err, ErrHostKey),
 		errors.Is(err, ErrAuth):
 		return false
-	case errors.Is(err, ErrBusy), errors.Is(err, ErrConnection):
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrConnection), errors.Is(err, ErrTimeout):
 		return true
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),

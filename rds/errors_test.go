@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -32,6 +33,7 @@ func TestIsRetryable(t *testing.T) {
 		{"exit missing", &ssh.ExitMissingError{}, true},
 		{"busy", ErrBusy, true},
 		{"connection", ErrConnection, true},
+		{"command timeout", ErrTimeout, true},
 		{"no space", ErrNoSpace, false},
 		{"invalid", ErrInvalid, false},
 		{"not found", ErrNotFound, false},
@@ -60,13 +62,27 @@ func TestErrorMessage(t *testing.T) {
 	}
 }
 
+func TestIsAmbiguous(t *testing.T) {
+	amb := &Error{Op: "create", Retryable: true, Ambiguous: true, Err: ErrTimeout}
+	if !IsAmbiguous(amb) || !IsAmbiguous(fmt.Errorf("apply: %w", amb)) {
+		t.Error("ambiguous write not reported")
+	}
+	if IsAmbiguous(&Error{Op: "list", Retryable: true, Err: ErrTimeout}) || IsAmbiguous(ErrTimeout) || IsAmbiguous(nil) {
+		t.Error("unambiguous error reported ambiguous")
+	}
+	if !strings.Contains(amb.Error(), "may or may not have been applied") {
+		t.Errorf("message does not say so: %s", amb)
+	}
+}
+
 func TestNewValidatesConfig(t *testing.T) {
 	good := Config{Address: "127.0.0.1:22", User: "admin", Password: "pw", InsecureIgnoreHostKey: true, BasePath: "storage-pool/volumes", SlotPrefix: "pvc-"}
 	c, err := New(good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.User != "admin"+DefaultLoginOptions || c.cfg.MaxSessions != 4 || c.cfg.BasePath != "storage-pool/volumes" {
+	if c.cfg.User != "admin"+DefaultLoginOptions || c.cfg.MaxSessions != 4 || c.cfg.BasePath != "storage-pool/volumes" ||
+		c.cfg.Timeout != 10*time.Second || c.cfg.CommandTimeout != 30*time.Second || c.cfg.KeepAlive != 30*time.Second || c.cfg.MaxIdle != time.Minute {
 		t.Errorf("defaults: %+v", c.cfg)
 	}
 	explicit := good
