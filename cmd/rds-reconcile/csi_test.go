@@ -31,6 +31,8 @@ func TestCSIFlagErrors(t *testing.T) {
 		{[]string{"csi", "--mode", "both", "--state-dir", t.TempDir()}, 2, `--mode "both"`},
 		{[]string{"csi", "--mode", "controller", "--state-dir", t.TempDir()}, 2, "pass -f base.yaml"},
 		{[]string{"csi", "--mode", "node", "--fabric", "none", "--state-dir", t.TempDir(), "--endpoint", "unix://" + t.TempDir() + "/s.sock"}, 1, "needs a host fabric"},
+		{[]string{"csi", "--mode", "node", "--kubelet-dir", "var/lib/kubelet", "--state-dir", t.TempDir()}, 2, "--kubelet-dir"},
+		{[]string{"csi", "--mode", "node", "--kubelet-dir", "/var/lib/kubelet/", "--state-dir", t.TempDir()}, 2, "absolute, clean"},
 	} {
 		var out, errb strings.Builder
 		code := run(tt.args, strings.NewReader(""), &out, &errb)
@@ -61,6 +63,10 @@ target:
 	sock := filepath.Join(dir, "csi.sock")
 	stateDir := filepath.Join(dir, "state")
 	fabricDir := filepath.Join(dir, "host")
+	// An older version made the state dir 0750; csi makes it 0700.
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	var out, errb syncBuffer
 	root := newRootCmd(strings.NewReader(""), &out, &errb)
 	root.SetArgs([]string{"csi", "--mode", "all", "--endpoint", "unix://" + sock, "--state-dir", stateDir,
@@ -94,6 +100,11 @@ target:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if fi, err := os.Stat(stateDir); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", fi.Mode())
+	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +113,12 @@ target:
 	info, err := csipb.NewIdentityClient(conn).GetPluginInfo(ctx, &csipb.GetPluginInfoRequest{})
 	if err != nil || info.GetName() != "rds.csi.rds-reconcile.io" {
 		t.Fatalf("GetPluginInfo: %v %v", info, err)
+	}
+	// Serving: Listen has returned, and with it the chmod.
+	if fi, err := os.Stat(sock); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != csi.SocketMode {
+		t.Errorf("socket mode %v, want %o", fi.Mode(), csi.SocketMode)
 	}
 	cc := csipb.NewControllerClient(conn)
 	mount := &csipb.VolumeCapability{AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
