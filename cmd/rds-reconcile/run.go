@@ -26,6 +26,7 @@ type runFlags struct {
 	files       []string
 	interval    time.Duration
 	listen      string
+	stuckAfter  time.Duration
 	prune       bool
 	massOK      bool
 	settle      time.Duration
@@ -36,7 +37,7 @@ type runFlags struct {
 func newRunCmd(g *globals) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [-f FILE...] --interval D [--listen ADDR] [--settle D]",
+		Use:   "run -f FILE [-f FILE...] --interval D [--listen ADDR] [--settle D] [--stuck-after D]",
 		Short: "Reconcile continuously (a pass at start, every interval, on file change, on SIGHUP)",
 		Long: `run is the level-triggered loop. It reconciles at once at start (orphan
 controllers left by a crash or a reboot are disconnected), then every
@@ -69,8 +70,16 @@ between steps.
 
 With --listen it serves:
   /metrics   Prometheus metrics (rds_reconcile_*)
-  /healthz   200 while the loop runs; 503 when the last pass failed to observe
+  /healthz   200 while the loop runs; 503 when the last pass failed to
+             observe, or when a pass has run longer than --stuck-after
+             (default the larger of 2 x --interval and 5m), so a liveness
+             probe restarts a stuck loop
   /status    the status JSON of the last pass (as status -o json)
+
+--listen :PORT binds every interface; give 127.0.0.1:PORT unless a scraper
+on another machine needs it. The server closes connections idle for 60s
+(and ones that send no request header within 5s), times out writes after
+30s and serves at most 32 connections at once; more wait to be accepted.
 
 It holds the state's lock (see apply --help) while it runs.`,
 		Example: `  rds-reconcile run -f /etc/rds-reconcile/state.yaml --interval 1m --listen 127.0.0.1:9470`,
@@ -80,7 +89,8 @@ It holds the state's lock (see apply --help) while it runs.`,
 	addFileFlags(cmd, &f.files)
 	fl := cmd.Flags()
 	fl.DurationVar(&f.interval, "interval", time.Minute, "time between passes (jittered by +/-10%)")
-	fl.StringVar(&f.listen, "listen", "", "serve /metrics, /healthz and /status on this address (e.g. 127.0.0.1:9470)")
+	fl.StringVar(&f.listen, "listen", "", "serve /metrics, /healthz and /status on this address (e.g. 127.0.0.1:9470; :9470 binds every interface)")
+	fl.DurationVar(&f.stuckAfter, "stuck-after", 0, "/healthz answers 503 once a pass has run this long (default: the larger of 2 x --interval and 5m)")
 	fl.BoolVar(&f.prune, "prune", false, "also delete managed RDS disks that no volume declares (never protected ones, never with an empty state)")
 	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
 	fl.DurationVar(&f.settle, "settle", reconcile.DefaultSettle, "how long the state files must stay unchanged before a pass acts on them; also the delay before the pass that confirms a disconnect or delete")
@@ -96,6 +106,75 @@ type loopState struct {
 	lastErr  error
 	lastPass time.Time
 	passes   int
+	// interval and stuckAfter judge whether the loop is stuck: a pass
+	// running longer than stuckAfter (since its first Load), or no pass
+	// ending for stuckAfter past the longest wait between passes.
+	interval   time.Duration
+	stuckAfter time.Duration
+	started    time.Time // the loop's start
+	running    time.Time // the running pass's first Load; zero between passes
+}
+
+// defaultStuckAfter is --stuck-after's default: the larger of two
+// intervals and 5 minutes, so a slow RDS or a long apply (retries wait
+// inline) is not taken for a stuck loop.
+func defaultStuckAfter(interval time.Duration) time.Duration {
+	return max(2*interval, 5*time.Minute)
+}
+
+func newLoopState(interval, stuckAfter time.Duration) *loopState {
+	if stuckAfter <= 0 {
+		stuckAfter = defaultStuckAfter(interval)
+	}
+	return &loopState{interval: interval, stuckAfter: stuckAfter, started: time.Now()}
+}
+
+// track wraps lo's Load and OnPass so that ls knows when a pass runs: a
+// pass starts with its first Load (a pass may load several times while
+// the files settle) and ends with OnPass.
+func (ls *loopState) track(lo reconcile.LoopOptions) reconcile.LoopOptions {
+	load, onPass := lo.Load, lo.OnPass
+	lo.Load = func(ctx context.Context) (*spec.State, string, error) {
+		ls.mu.Lock()
+		if ls.running.IsZero() {
+			ls.running = time.Now()
+		}
+		ls.mu.Unlock()
+		return load(ctx)
+	}
+	lo.OnPass = func(p reconcile.PassResult) {
+		ls.mu.Lock()
+		ls.passes++
+		ls.lastPass = time.Now()
+		ls.running = time.Time{}
+		ls.lastErr = p.Err
+		if p.Status != nil {
+			ls.status = p.Status
+		}
+		ls.mu.Unlock()
+		if onPass != nil {
+			onPass(p)
+		}
+	}
+	return lo
+}
+
+// stuck reports how long the running pass has run when that is longer
+// than stuckAfter. Without a pass in sight (the loop hangs before its
+// first Load), it counts from the last pass's end (or the start) past the
+// longest wait between passes (the interval plus 10% jitter).
+func (ls *loopState) stuck(now time.Time) (time.Duration, bool) {
+	if !ls.running.IsZero() {
+		d := now.Sub(ls.running)
+		return d, d > ls.stuckAfter
+	}
+	since := ls.started
+	if ls.lastPass.After(since) {
+		since = ls.lastPass
+	}
+	wait := ls.interval + ls.interval/10
+	d := now.Sub(since) - wait
+	return d, d > ls.stuckAfter
 }
 
 func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
@@ -123,14 +202,14 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	m.SetRevision(w.rev)
 	r := w.reconciler(g, f.parallelism, m)
-	ls := &loopState{}
+	ls := newLoopState(f.interval, f.stuckAfter)
 
 	if f.listen != "" {
 		ln, err := net.Listen("tcp", f.listen)
 		if err != nil {
 			return fail(fmt.Errorf("--listen: %w", err))
 		}
-		srv := &http.Server{Handler: loopHandler(reg, ls), ReadHeaderTimeout: 10 * time.Second}
+		srv, ln := newHTTPServer(ln, loopHandler(reg, ls), defaultHTTPLimits)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server", "err", err)
@@ -164,7 +243,7 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}()
 	log.Info("reconcile loop started", "files", f.files, "interval", f.interval, "settle", f.settle,
 		"allow_mass_detach", f.massOK, "host", g.host, "revision", w.rev)
-	err = r.Run(ctx, reconcile.LoopOptions{
+	err = r.Run(ctx, ls.track(reconcile.LoopOptions{
 		Interval: f.interval,
 		Files:    f.files,
 		Trigger:  trigger,
@@ -180,17 +259,7 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 			w.sizes.update(st)
 			return st, reconcile.Revision(ctx, f.files), nil
 		},
-		OnPass: func(p reconcile.PassResult) {
-			ls.mu.Lock()
-			defer ls.mu.Unlock()
-			ls.passes++
-			ls.lastPass = time.Now()
-			ls.lastErr = p.Err
-			if p.Status != nil {
-				ls.status = p.Status
-			}
-		},
-	})
+	}))
 	log.Info("reconcile loop stopped")
 	if err != nil {
 		return fail(err)
@@ -210,6 +279,16 @@ func loopHandler(reg *prometheus.Registry, ls *loopState) http.Handler {
 		}
 		code := http.StatusOK
 		body["status"] = "ok"
+		if d, stuck := ls.stuck(time.Now()); stuck {
+			// A liveness probe restarts the process; a pass that never
+			// ends would otherwise keep the loop dead behind a 200.
+			code = http.StatusServiceUnavailable
+			body["status"] = "stuck"
+			body["stuckFor"] = d.Round(time.Second).String()
+			body["stuckAfter"] = ls.stuckAfter.String()
+			writeJSON(w, code, body)
+			return
+		}
 		if ls.lastErr != nil {
 			body["lastError"] = ls.lastErr.Error()
 			// A pass that could not observe (RDS unreachable) makes the
@@ -241,4 +320,78 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// httpLimits bound the endpoints' server so idle or slow clients cannot
+// pile up connections and goroutines.
+type httpLimits struct {
+	readHeader time.Duration // to send the request header
+	read       time.Duration // to send the whole request
+	write      time.Duration // to take the response
+	idle       time.Duration // a keep-alive connection may wait for its next request
+	maxConns   int           // served at once; more wait in the listen backlog
+}
+
+// defaultHTTPLimits suit a Prometheus scraper and a kubelet probe: a few
+// connections, small requests, responses well under a second.
+var defaultHTTPLimits = httpLimits{
+	readHeader: 5 * time.Second,
+	read:       10 * time.Second,
+	write:      30 * time.Second,
+	idle:       60 * time.Second,
+	maxConns:   32,
+}
+
+// newHTTPServer returns the server for h and ln wrapped to serve at most
+// lim.maxConns connections at once; serve on the returned listener.
+func newHTTPServer(ln net.Listener, h http.Handler, lim httpLimits) (*http.Server, net.Listener) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.readHeader,
+		ReadTimeout:       lim.read,
+		WriteTimeout:      lim.write,
+		IdleTimeout:       lim.idle,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return srv, &limitListener{Listener: ln, sem: make(chan struct{}, lim.maxConns), done: make(chan struct{})}
+}
+
+// limitListener accepts a connection only while fewer than cap(sem) are
+// open; until one closes, the others wait in the kernel's backlog.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
