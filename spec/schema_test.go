@@ -87,6 +87,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"multiplier over 10", "multiplier: 2", "multiplier: 11"},
 		{"absent with size", "    state: absent\n", "    state: absent\n    size: 1Gi\n"},
 		{"no auth", "    privateKeyFile: demo/client_key\n", ""},
+		{"ssh maxSessions over 64", "    privateKeyFile: demo/client_key\n", "    privateKeyFile: demo/client_key\n    maxSessions: 65\n"},
+		{"ssh commandTimeout not a duration", "    privateKeyFile: demo/client_key\n", "    privateKeyFile: demo/client_key\n    commandTimeout: 30\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,7 +67,20 @@ type SSH struct {
 	KnownHostsFile        string   `yaml:"knownHostsFile,omitempty" json:"knownHostsFile,omitempty"`
 	InsecureIgnoreHostKey bool     `yaml:"insecureIgnoreHostKey,omitempty" json:"insecureIgnoreHostKey,omitempty"`
 	Timeout               Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// CommandTimeout bounds every RouterOS command; 0 means three times
+	// Timeout. At most MaxSSHCommandTimeout.
+	CommandTimeout Duration `yaml:"commandTimeout,omitempty" json:"commandTimeout,omitempty"`
+	// MaxSessions caps the SSH sessions open at once on the RDS; 0 means
+	// DefaultSSHMaxSessions. At most MaxSSHSessions.
+	MaxSessions int `yaml:"maxSessions,omitempty" json:"maxSessions,omitempty"`
 }
+
+// Bounds of the target.ssh settings.
+const (
+	MaxSSHCommandTimeout  = 10 * time.Minute
+	DefaultSSHMaxSessions = 4
+	MaxSSHSessions        = 64
+)
 
 // Defaults apply to every volume that does not override them.
 type Defaults struct {

@@ -297,6 +297,12 @@ func (c *checker) ssh(s *SSH) {
 	if s.Timeout.Duration <= 0 {
 		c.add(p+"timeout", "must be a positive duration, e.g. 10s")
 	}
+	if d := s.CommandTimeout.Duration; d < 0 || d > MaxSSHCommandTimeout {
+		c.add(p+"commandTimeout", "%v must be a positive duration of at most %v (leave it out for three times timeout)", d, MaxSSHCommandTimeout)
+	}
+	if n := s.MaxSessions; n < 0 || n > MaxSSHSessions {
+		c.add(p+"maxSessions", "%d must be from 1 to %d (leave it out for %d)", n, MaxSSHSessions, DefaultSSHMaxSessions)
+	}
 }
 
 func (c *checker) volumes(st *State, complete bool) {

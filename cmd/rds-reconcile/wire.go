@@ -97,6 +97,7 @@ func newRDSClient(g *globals, st *spec.State) (*rds.SSHClient, error) {
 	cfg := rds.Config{
 		Address: s.Address, User: s.User, KnownHostsFile: s.KnownHostsFile,
 		InsecureIgnoreHostKey: s.InsecureIgnoreHostKey, Timeout: s.Timeout.Duration,
+		CommandTimeout: s.CommandTimeout.Duration, MaxSessions: s.MaxSessions,
 		SlotPrefix: st.Target.SlotPrefix, BasePath: strings.TrimPrefix(st.Target.BasePath, "/"),
 		Logger: g.logger().With("component", "rds"),
 	}
