@@ -22,7 +22,7 @@ const (
 	RuleProtected   = "protect: a protected volume is never deleted"
 	RuleShrink      = "no-shrink: a disk is never made smaller"
 	RuleEmptyPrune  = "empty-state: a state that declares no volume never prunes"
-	RuleUnknownHost = "unknown-host: this host is not declared in hosts, so no controller is treated as an orphan"
+	RuleUnknownHost = "unknown-host: this host is not declared in hosts, so nothing is connected and no controller is treated as an orphan"
 	RuleLeftover    = "leftover-file: a file without a disk may hold data and is not overwritten"
 	RuleForeignFile = "foreign-file: the disk's file is not <basePath>/<name>.img"
 	RuleNoSize      = "no-size: a present volume needs a size"
@@ -115,6 +115,10 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	}
 	if len(sc.Volumes) == 0 {
 		d.undeclared()
+	}
+	if obs.Fabric && !d.known {
+		d.p.Notes = append([]string{fmt.Sprintf("host %q is not declared under hosts (declared: %s): nothing is connected or "+
+			"disconnected on this host; pass --host with one of them", host, strings.Join(st.HostNames(), ", "))}, d.p.Notes...)
 	}
 	if obs.RDS == nil {
 		d.p.Notes = append(d.p.Notes, "the RDS is not observed (no RDS client): its disks are neither checked nor changed")
@@ -280,6 +284,14 @@ func (d *differ) present(v *spec.Volume) {
 		return
 	}
 	ctrls := d.byNQN[nqn]
+	if !d.known && len(ctrls) == 0 && len(v.Attachments) > 0 && !noDisk {
+		// A wrong --host must not look like "nothing to do here".
+		wantT := toFabric(d.st.TimeoutsFor(v))
+		d.block(KindConnect, RuleUnknownHost, Action{Volume: v.Name, NQN: nqn, Address: d.address, Port: d.port, Timeouts: &wantT,
+			Reason: fmt.Sprintf("attached to %s; this host runs as %q, which the state does not declare (wrong --host?)",
+				strings.Join(v.Attachments, ", "), d.host)})
+		return
+	}
 	if !d.attachedHere(v) {
 		for _, c := range ctrls {
 			d.claimed[c.Name] = true

@@ -47,6 +47,9 @@ func Describe(a Action) string {
 	case KindFixExport:
 		return fmt.Sprintf("fix export of disk %s: %s port %d", a.Slot, a.NQN, a.Port)
 	case KindGrow:
+		if a.Size < a.FromSize {
+			return fmt.Sprintf("shrink disk %s: %s -> %s", a.Slot, size(a.FromSize), size(a.Size))
+		}
 		return fmt.Sprintf("grow disk %s: %s -> %s", a.Slot, size(a.FromSize), size(a.Size))
 	case KindDelete:
 		return fmt.Sprintf("delete disk %s and its file %s (%s)", a.Slot, a.FilePath, size(a.Size))

@@ -2,9 +2,11 @@ package reconcile
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -102,6 +104,16 @@ func TestRenderGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "status.txt", b.Bytes())
+	// /status and status -o json: lower-case keys throughout.
+	s.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	js, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status.json", append(js, '\n'))
+	if upper := regexp.MustCompile(`"[A-Z][A-Za-z]*":`).Find(js); upper != nil {
+		t.Errorf("status JSON has a Go-cased key %s", upper)
+	}
 }
 
 func TestReadPlanRejectsOtherVersions(t *testing.T) {

@@ -254,7 +254,11 @@ func Full(prune bool) Scope { return Scope{Prune: prune, Orphans: true} }
 
 // Summary counts a plan's actions by what they do.
 type Summary struct {
-	Create, Change, Disconnect, Delete, Blocked int
+	Create     int `json:"create"`
+	Change     int `json:"change"`
+	Disconnect int `json:"disconnect"`
+	Delete     int `json:"delete"`
+	Blocked    int `json:"blocked"`
 }
 
 // Summary counts p's actions.

@@ -78,6 +78,8 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	switch {
 	case planFile != "" && len(f.files) > 0:
 		return fail(errors.New("give either -f FILE... or a saved PLANFILE, not both"))
+	case planFile != "" && (strings.HasSuffix(planFile, ".yaml") || strings.HasSuffix(planFile, ".yml")):
+		return &exitError{code: 1, err: fmt.Errorf("%s looks like a state file: use apply -f %s (a positional argument is a plan saved with plan --out)", planFile, planFile)}
 	case planFile != "":
 		fh, err := os.Open(planFile)
 		if err != nil {
@@ -123,7 +125,12 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	}
 	if !p.HasChanges() {
 		if n := p.Summary().Blocked; n > 0 {
-			fmt.Fprintf(g.stdout, "\nNothing to apply: %d action(s) are blocked by safety rules (marked !).\n", n)
+			fmt.Fprintf(g.stdout, "\nNothing to apply: %d action(s) held back by safety rules:\n", n)
+			for _, a := range p.Actions {
+				if a.Kind == reconcile.KindBlocked {
+					fmt.Fprintf(g.stdout, "  %s: %s\n", reconcile.Describe(a), a.Blocked)
+				}
+			}
 		} else {
 			fmt.Fprintln(g.stdout, "\nNothing to apply.")
 		}

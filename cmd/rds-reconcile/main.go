@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,20 @@ func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }
 
+// check refuses global flag values that would otherwise fall back to a
+// default without a word.
+func (g *globals) check() error {
+	switch strings.ToLower(g.logLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return &exitError{code: 1, err: fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return &exitError{code: 1, err: fmt.Errorf("--log-format %q: want text or json", g.logFormat)}
+	}
+	return nil
+}
+
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	hostname, _ := os.Hostname()
 	g := &globals{stdout: stdout, stderr: stderr, stdin: stdin}
@@ -75,6 +90,9 @@ host's kernel NVMe controllers in the state a YAML file declares.
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return g.check()
+		},
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)

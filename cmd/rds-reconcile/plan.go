@@ -62,7 +62,7 @@ state it saw; apply PLANFILE refuses it once either has changed.`,
 		Example: `  rds-reconcile plan -f state.yaml
   rds-reconcile plan -f base.yaml -f csi-volumes.yaml --host node-a -o json
   rds-reconcile plan -f state.yaml --detailed-exitcode --out tonight.plan`,
-		Args: cobra.NoArgs,
+		Args: noFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd, g, f) },
 	}
 	addFileFlags(cmd, &f.files)

@@ -29,7 +29,7 @@ Orphan controllers (a managed NQN no volume attached here declares) and the
 drift follow. -o json prints the same as the run loop's /status endpoint.`,
 		Example: `  rds-reconcile status -f state.yaml
   rds-reconcile status -f state.yaml -o json | jq '.volumes[] | select(.condition != "Ready")'`,
-		Args: cobra.NoArgs,
+		Args: noFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fail := func(err error) error { return &exitError{code: 1, err: err} }
 			if output != "table" && output != "json" {

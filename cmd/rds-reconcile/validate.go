@@ -20,6 +20,16 @@ func addFileFlags(cmd *cobra.Command, files *[]string) {
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 }
 
+// noFileArgs refuses positional arguments with the fix for the usual
+// slip, a state file given without -f.
+func noFileArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return &exitError{code: 1, err: fmt.Errorf("%s takes no arguments; give state files with -f: rds-reconcile %s -f %s",
+		cmd.Name(), cmd.Name(), strings.Join(args, " -f "))}
+}
+
 // loadState loads and validates the layered state files. Validation
 // problems come back as *spec.Errors, one FILE:LINE:COL line each.
 func loadState(files []string) (*spec.State, error) {
@@ -35,10 +45,11 @@ func newValidateCmd(g *globals) *cobra.Command {
 them: unknown fields, duplicate keys, wrong types, ranges, names, sizes and
 references between hosts and volumes. Every problem is printed at once on
 stderr as FILE:LINE:COL: path.to.field: message, and the exit status is 1.
-A valid state prints one summary line on stdout and exits 0.`,
+A valid state prints one summary line on stdout and exits 0. With --host
+NAME it also checks that NAME is declared under hosts.`,
 		Example: `  rds-reconcile validate -f examples/demo.yaml
   rds-reconcile validate -f base.yaml -f csi-volumes.yaml`,
-		Args: cobra.NoArgs,
+		Args: noFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := loadState(files)
 			if err != nil {
@@ -48,6 +59,12 @@ A valid state prints one summary line on stdout and exits 0.`,
 					return &exitError{code: 1}
 				}
 				return &exitError{code: 1, err: err}
+			}
+			if cmd.Flags().Changed("host") {
+				if _, ok := st.Hosts[g.host]; !ok {
+					return &exitError{code: 1, err: fmt.Errorf("--host %q is not declared under hosts (declared: %s): "+
+						"plan and apply would connect nothing on it", g.host, strings.Join(st.HostNames(), ", "))}
+				}
 			}
 			fmt.Fprintln(g.stdout, summary(files, st))
 			return nil

@@ -99,7 +99,7 @@ func TestValidateUsageErrors(t *testing.T) {
 	}{
 		{"no file", []string{"validate"}, `required flag(s) "file" not set`},
 		{"missing file", []string{"validate", "-f", "does-not-exist.yaml"}, "does-not-exist.yaml: cannot read the state file"},
-		{"stray argument", []string{"validate", "-f", demo, "extra"}, "unknown command"},
+		{"stray argument", []string{"validate", "-f", demo, "extra"}, "validate takes no arguments; give state files with -f"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
