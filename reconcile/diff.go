@@ -352,7 +352,14 @@ func (d *differ) present(v *spec.Volume) {
 	}
 	if cur.State != stateLive {
 		// connecting, resetting, new: the kernel is retrying within
-		// ctrl_loss_tmo; status shows Degraded, the plan leaves it alone.
+		// ctrl_loss_tmo; status shows Degraded, the plan leaves it alone
+		// but says so, so "no changes" is never read as "all is well".
+		loss := "ctrl_loss_tmo off: it retries until the target is back"
+		if t := cur.Timeouts.CtrlLossTmo; t >= 0 {
+			loss = fmt.Sprintf("it gives up %d s after the connection was lost (ctrl_loss_tmo), then the next plan connects anew", t)
+		}
+		d.p.Reconnecting = append(d.p.Reconnecting, Reconnecting{Volume: v.Name, Controller: cur.Name, State: cur.State,
+			Reason: fmt.Sprintf("the kernel is reconnecting every %d s; %s", cur.Timeouts.ReconnectDelay, loss)})
 		return
 	}
 	if !wantT.Matches(cur.Timeouts) {

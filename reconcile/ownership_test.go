@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
@@ -83,5 +84,32 @@ func TestStatusFollowsTheScope(t *testing.T) {
 	sc.AllowMassDetach = true
 	if got := BuildStatusIn(st, obs, "node-a", sc).Volumes[0].Condition; got != Progressing {
 		t.Errorf("with AllowMassDetach: condition %s, want Progressing", got)
+	}
+}
+
+// TestPlanDuringAnOutage: a controller the kernel is reconnecting gets no
+// action, but the plan says so instead of "matches the desired state".
+func TestPlanDuringAnOutage(t *testing.T) {
+	st := state(t, volA)
+	c := ctrl("nvme0", "t-a", fabric.Timeouts{CtrlLossTmo: 600, ReconnectDelay: 5})
+	c.State = "connecting"
+	p := Diff(st, &Observed{Fabric: true, RDS: &rds.Inventory{Disks: []rds.Disk{disk("t-a", gi)}},
+		Controllers: []fabric.Controller{c}}, "node-a", Full(false))
+	if p.HasChanges() || len(p.Reconnecting) != 1 {
+		t.Fatalf("actions %q, reconnecting %+v", summarize(p), p.Reconnecting)
+	}
+	var b strings.Builder
+	if err := RenderText(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"t-a (nvme0) is connecting: the kernel is reconnecting every 5 s; it gives up 600 s after",
+		"not converged yet"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "matches the desired state") {
+		t.Errorf("plan during an outage says all is well:\n%s", out)
 	}
 }

@@ -127,7 +127,16 @@ func RenderPlanText(w io.Writer, p *Plan, o TextOptions) error {
 		_ = tw.Flush()
 		b.WriteString("\n")
 	}
-	if len(p.Actions) == 0 {
+	if len(p.Reconnecting) > 0 {
+		b.WriteString("Reconnecting (the kernel is at it; nothing to do unless it gives up):\n")
+		for _, r := range p.Reconnecting {
+			fmt.Fprintf(&b, "  %s (%s) is %s: %s\n", r.Volume, r.Controller, r.State, r.Reason)
+		}
+		b.WriteString("\n")
+	}
+	if len(p.Actions) == 0 && len(p.Reconnecting) > 0 {
+		b.WriteString("No changes to make, but the live state is not converged yet: see Reconnecting above.\n")
+	} else if len(p.Actions) == 0 {
 		b.WriteString("No changes. The live state matches the desired state.\n")
 	} else {
 		b.WriteString(Legend + "\n")

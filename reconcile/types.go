@@ -228,10 +228,22 @@ type Plan struct {
 	// Notes are things worth saying that are no action (orphans reported
 	// under policy "report", undeclared disks kept because prune is off).
 	Notes []string `json:"notes,omitempty"`
+	// Reconnecting lists this state's controllers the kernel is
+	// reconnecting (connecting, resetting): no action, but not "all well".
+	Reconnecting []Reconnecting `json:"reconnecting,omitempty"`
 	// Foreign lists the controllers under the managed NQN prefix that are
 	// not this state's (another target, port or unmanaged disk): never
 	// touched.
 	Foreign []ForeignController `json:"foreign,omitempty"`
+}
+
+// Reconnecting is a controller of a declared volume that the kernel is
+// reconnecting on its own.
+type Reconnecting struct {
+	Volume     string `json:"volume"`
+	Controller string `json:"controller"`
+	State      string `json:"state"`
+	Reason     string `json:"reason"`
 }
 
 // Scope limits what a plan considers.
