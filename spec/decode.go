@@ -1,14 +1,18 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -96,7 +100,7 @@ func (d *decoder) parse(data []byte) (root *yaml.Node) {
 			d.errAt(pos{1, 1}, "", "the file is empty; it needs at least apiVersion: %s and kind: %s", APIVersion, Kind)
 			return nil
 		}
-		d.syntaxError(err)
+		d.syntaxError(data, err)
 		return nil
 	}
 	var extra yaml.Node
@@ -104,7 +108,7 @@ func (d *decoder) parse(data []byte) (root *yaml.Node) {
 		d.errAt(nodePos(&extra), "", "a state file holds one YAML document; split this one off into its own file and pass it with another -f")
 		return nil
 	} else if !errors.Is(err, io.EOF) {
-		d.syntaxError(err)
+		d.syntaxError(data, err)
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -118,14 +122,116 @@ func (d *decoder) parse(data []byte) (root *yaml.Node) {
 // names, tags), which come from the file and are clipped.
 var yamlQuotedRE = regexp.MustCompile(`'[^']{65,}'`)
 
-func (d *decoder) syntaxError(err error) {
+func (d *decoder) syntaxError(data []byte, err error) {
 	msg := yamlQuotedRE.ReplaceAllStringFunc(err.Error(), func(q string) string { return "'" + clip(q[1:len(q)-1]) + "'" })
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		d.errAt(pos{line, 1}, "", "YAML syntax: %s", m[2])
+	problem, near := yamlProblemText(msg)
+	raw, _ := yamlProblemText(err.Error())
+	if p, ok := locateSyntaxError(data, raw); ok {
+		d.errAt(p, "", "YAML syntax: %s", problem)
 		return
 	}
-	d.errAt(pos{1, 1}, "", "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
+	if near > 0 {
+		// yaml.v3 names the line where the enclosing construct starts,
+		// counted from 0 or from 1 depending on the error: no line is
+		// given rather than a wrong one.
+		d.errAt(pos{}, "", "YAML syntax: %s (near line %d)", problem, near)
+		return
+	}
+	d.errAt(pos{}, "", "YAML syntax: %s", problem)
+}
+
+// yamlProblemText splits yaml.v3's "yaml: line N: problem" into the problem
+// and N (0 when absent).
+func yamlProblemText(msg string) (string, int) {
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return m[2], n
+	}
+	return strings.TrimPrefix(msg, "yaml: "), 0
+}
+
+// maxLocateSize bounds the files whose syntax errors are located exactly:
+// locating parses prefixes of the file about 25 times. Real state files
+// are a few kilobytes.
+const maxLocateSize = 128 << 10
+
+// tokenProblems are the problems yaml.v3 raises at the first character of
+// the offending token, so the shortest failing prefix ends on it.
+var tokenProblems = []string{
+	"did not find expected key",
+	"did not find expected '-' indicator",
+	"mapping values are not allowed in this context",
+	"block sequence entries are not allowed in this context",
+	"found character that cannot start any token",
+}
+
+// locateSyntaxError finds where yaml.v3 fails: yaml.v3 reports only the
+// line where the enclosing construct starts (and that one counted from 0
+// for parser errors), never the column. The parser reads the input in one
+// pass, so the shortest prefix of the file that fails with the same
+// problem ends on the faulty line; for problems raised at a token, the
+// shortest failing prefix within that line ends on the token's first
+// character, which gives the column. Otherwise the column is the line's
+// first non-blank character.
+func locateSyntaxError(data []byte, problem string) (pos, bool) {
+	if len(data) > maxLocateSize || problem == "" {
+		return pos{}, false
+	}
+	fails := func(n int) bool { return yamlProblem(data[:n]) == problem }
+	if !fails(len(data)) {
+		return pos{}, false
+	}
+	var starts []int // byte offset of each line's start
+	for i := 0; i < len(data); {
+		starts = append(starts, i)
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	end := func(line int) int { // offset just past line (0-based), newline included
+		if line+1 < len(starts) {
+			return starts[line+1]
+		}
+		return len(data)
+	}
+	// The first line whose end makes the prefix fail.
+	line := sort.Search(len(starts), func(l int) bool { return fails(end(l)) })
+	if line == len(starts) {
+		return pos{}, false
+	}
+	text := data[starts[line]:end(line)]
+	col := 1 + utf8.RuneCount(text[:len(text)-len(bytes.TrimLeft(text, " \t"))])
+	if slices.Contains(tokenProblems, problem) {
+		lo := starts[line]
+		k := lo + sort.Search(len(text), func(i int) bool { return fails(lo + i + 1) })
+		if k < end(line) {
+			col = 1 + utf8.RuneCount(data[lo:k])
+		}
+	}
+	return pos{line + 1, col}, true
+}
+
+// yamlProblem parses data as parse does and returns yaml.v3's problem text,
+// or "" when it parses.
+func yamlProblem(data []byte) (problem string) {
+	defer func() {
+		if r := recover(); r != nil {
+			problem = fmt.Sprint(r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if err == nil {
+		err = dec.Decode(&doc)
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return ""
+	}
+	problem, _ = yamlProblemText(err.Error())
+	return problem
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFileTooLarge: a state file over MaxFileSize is refused before it is
@@ -118,5 +119,38 @@ func TestLongValuesClipped(t *testing.T) {
 				t.Errorf("want a short message with the value clipped and its length, got %d bytes: %.300s", len(msg), msg)
 			}
 		})
+	}
+}
+
+// TestSyntaxErrorPosition: the exact position for a small file even at
+// its end, within a time bound; a file too large to locate in gets no
+// line rather than a wrong one.
+func TestSyntaxErrorPosition(t *testing.T) {
+	body := func(size int) (string, int) {
+		var b strings.Builder
+		b.WriteString("apiVersion: rds-reconcile/v1\nkind: State\nvolumes:\n")
+		lines := 3
+		for i := 0; b.Len() < size; i++ {
+			fmt.Fprintf(&b, "  - name: v%d\n    size: 1Gi\n", i)
+			lines += 2
+		}
+		b.WriteString("   state: present\n") // bad indentation
+		return b.String(), lines + 1
+	}
+	doc, line := body(maxLocateSize - 100)
+	start := time.Now()
+	_, err := LoadBytes("s.yaml", []byte(doc))
+	want := fmt.Sprintf("s.yaml:%d:4: YAML syntax: did not find expected '-' indicator", line)
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("locating took %s", d)
+	}
+	doc, _ = body(maxLocateSize + 100)
+	_, err = LoadBytes("s.yaml", []byte(doc))
+	var es *Errors
+	if !errors.As(err, &es) || len(*es) != 1 || (*es)[0].Line != 0 || !strings.Contains(err.Error(), "(near line ") {
+		t.Errorf("large file: %v", err)
 	}
 }
