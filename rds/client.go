@@ -815,7 +815,9 @@ func (c *SSHClient) Get(ctx context.Context, slot string) (*Disk, error) {
 	return nil, &Error{Op: "get", Slot: slot, Command: cmd, Err: ErrNotFound}
 }
 
-// Create adds a file-backed disk exported over NVMe/TCP in one command.
+// Create adds a file-backed disk exported over NVMe/TCP in one command,
+// with mount-filesystem=no: RouterOS must never mount the filesystem a host
+// formats inside the disk.
 func (c *SSHClient) Create(ctx context.Context, r CreateRequest) error {
 	const op = "create"
 	if err := c.v.slot(r.Slot); err != nil {
@@ -836,7 +838,8 @@ func (c *SSHClient) Create(ctx context.Context, r CreateRequest) error {
 	return c.write(ctx, op, r.Slot, cmd)
 }
 
-// SetExport (re)sets a disk's NVMe/TCP export: export on, port and NQN.
+// SetExport (re)sets a disk's NVMe/TCP export: export on, port and NQN,
+// and mount-filesystem=no (see Create).
 func (c *SSHClient) SetExport(ctx context.Context, r ExportRequest) error {
 	const op = "set-export"
 	if err := firstErr(c.v.slot(r.Slot), validPort(r.Port), validNQN(r.NQN)); err != nil {

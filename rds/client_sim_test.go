@@ -172,8 +172,24 @@ func TestSimAllOperations(t *testing.T) {
 				t.Errorf("Get missing: %v, want ErrNotFound", err)
 			}
 
+			// Created with mount-filesystem=no; a disk set back to yes by
+			// hand shows it, and SetExport turns it off again.
+			for _, sd := range srv.Disks() {
+				if strings.HasPrefix(sd.Slot, prefix) && sd.MountFilesystem {
+					t.Errorf("created %s with mount-filesystem=yes", sd.Slot)
+				}
+			}
+			if out := srv.Exec(`/disk set [find slot="pvc-a"] mount-filesystem=yes`); out != "" {
+				t.Fatal(out)
+			}
+			if d, err := c.Get(ctx, "pvc-a"); err != nil || !d.MountFilesystem {
+				t.Fatalf("Get after mount-filesystem=yes: %+v, %v", d, err)
+			}
 			if err := c.SetExport(ctx, rds.ExportRequest{Slot: "pvc-a", Port: 4421, NQN: nqnPfx + "pvc-a-2"}); err != nil {
 				t.Fatalf("SetExport: %v", err)
+			}
+			if d, err := c.Get(ctx, "pvc-a"); err != nil || d.MountFilesystem {
+				t.Fatalf("Get after SetExport: %+v, %v; want mount-filesystem off", d, err)
 			}
 			if err := c.Grow(ctx, "pvc-a", 30*gib); err != nil {
 				t.Fatalf("Grow: %v", err)

@@ -131,7 +131,7 @@ func cmdAdd(r CreateRequest) (string, error) {
 	}
 	// Plain bytes: units such as 1G would be truncated by some tools.
 	return "/disk add type=file file-path=" + fp + " file-size=" + strconv.FormatInt(r.Size, 10) +
-		" slot=" + slot + " nvme-tcp-export=yes nvme-tcp-server-port=" + strconv.Itoa(r.Port) +
+		" slot=" + slot + " mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=" + strconv.Itoa(r.Port) +
 		" nvme-tcp-server-nqn=" + nqn, nil
 }
 
@@ -152,7 +152,7 @@ func cmdSetExport(r ExportRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "/disk set " + f + " nvme-tcp-export=yes nvme-tcp-server-port=" + strconv.Itoa(r.Port) +
+	return "/disk set " + f + " mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=" + strconv.Itoa(r.Port) +
 		" nvme-tcp-server-nqn=" + nqn, nil
 }
 

@@ -144,8 +144,8 @@ func TestCommands(t *testing.T) {
 	rmf, _ := cmdRemoveFile("storage-pool/volumes/pvc-a.img")
 	get, _ := rc.disk("pvc-a")
 	for _, tc := range []struct{ got, want string }{
-		{add, `/disk add type=file file-path="storage-pool/volumes/pvc-a.img" file-size=21474836480 slot="pvc-a" nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-a"`},
-		{set, `/disk set [find slot="pvc-a"] nvme-tcp-export=yes nvme-tcp-server-port=4421 nvme-tcp-server-nqn="nqn.x:pvc-a"`},
+		{add, `/disk add type=file file-path="storage-pool/volumes/pvc-a.img" file-size=21474836480 slot="pvc-a" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-a"`},
+		{set, `/disk set [find slot="pvc-a"] mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4421 nvme-tcp-server-nqn="nqn.x:pvc-a"`},
 		{grow, `/disk set [find slot="pvc-a"] file-size=32212254720`},
 		{rmd, `/disk remove [find slot="pvc-a"]`},
 		{rmf, `/file remove [find name="storage-pool/volumes/pvc-a.img"]`},

@@ -706,8 +706,11 @@ func DiskFromFields(m map[string]string) (Disk, error) {
 		Type:     m["type"],
 		FilePath: strings.TrimLeft(m["file-path"], "/"),
 		Export:   parseBool(m["nvme-tcp-export"]),
-		NQN:      firstNonEmpty(m["nvme-tcp-server-nqn"], m["nvme-tcp-name"]),
-		Fields:   m,
+		// Absent (older firmware, other disk types) reads as off: no
+		// drift is planned for a field RouterOS does not show.
+		MountFilesystem: parseBool(m["mount-filesystem"]),
+		NQN:             firstNonEmpty(m["nvme-tcp-server-nqn"], m["nvme-tcp-name"]),
+		Fields:          m,
 	}
 	if d.Slot == "" {
 		return Disk{}, fmt.Errorf("%w: disk without slot", ErrRejected)

@@ -170,7 +170,7 @@ func TestParseDetailHardwareSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Disk{Slot: "pvc-test-123", Type: "file", FilePath: "storage-pool/test.img", Size: 53687091200,
-		Export: true, Port: 4420, NQN: "nqn.2000-02.com.mikrotik:pvc-test-123"}
+		Export: true, Port: 4420, NQN: "nqn.2000-02.com.mikrotik:pvc-test-123", MountFilesystem: true}
 	d.Fields = nil
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("disk = %+v\nwant %+v", d, want)

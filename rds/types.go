@@ -13,6 +13,10 @@ type Disk struct {
 	Export   bool   `json:"nvmeTcpExport"`
 	Port     int    `json:"nvmeTcpPort"`
 	NQN      string `json:"nqn"`
+	// MountFilesystem is RouterOS's mount-filesystem: whether RouterOS
+	// itself may mount a filesystem it finds in the disk. Managed disks
+	// are made with it off; false too when RouterOS does not print it.
+	MountFilesystem bool `json:"mountFilesystem"`
 	// Fields keeps every field RouterOS printed, unknown ones included.
 	Fields map[string]string `json:"-"`
 }
@@ -50,7 +54,8 @@ type CreateRequest struct {
 	NQN      string
 }
 
-// ExportRequest sets the NVMe/TCP export of an existing disk (drift repair).
+// ExportRequest sets the NVMe/TCP export of an existing disk (drift repair);
+// mount-filesystem=no is set with it.
 type ExportRequest struct {
 	Slot string
 	Port int

@@ -251,7 +251,10 @@ func (d *differ) present(v *spec.Volume) {
 			if disk.FilePath != fp {
 				d.drift(Drift{Volume: v.Name, Where: "rds", Field: "file-path", Want: fp, Got: disk.FilePath})
 			}
-			if !disk.Export || disk.NQN != nqn || disk.Port != d.port {
+			// mount-filesystem=yes (RouterOS's default) lets RouterOS mount
+			// the filesystem a host formats inside the exported disk, a
+			// second writer; SetExport turns it off with the export.
+			if !disk.Export || disk.NQN != nqn || disk.Port != d.port || disk.MountFilesystem {
 				var why []string
 				if !disk.Export {
 					why = append(why, "export is off")
@@ -264,6 +267,10 @@ func (d *differ) present(v *spec.Volume) {
 				if disk.Port != d.port {
 					why = append(why, fmt.Sprintf("port is %d", disk.Port))
 					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nvme-tcp-port", Want: strconv.Itoa(d.port), Got: strconv.Itoa(disk.Port)})
+				}
+				if disk.MountFilesystem {
+					why = append(why, "mount-filesystem is yes")
+					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "mount-filesystem", Want: "no", Got: "yes"})
 				}
 				d.add(Action{Kind: KindFixExport, Volume: v.Name, Slot: v.Name, Port: d.port, NQN: nqn,
 					Reason: strings.Join(why, ", ")})

@@ -53,6 +53,8 @@ func diffCases() []diffCase {
 	tmoLoss := fabric.Timeouts{CtrlLossTmo: 600, ReconnectDelay: 5, KeepAliveTmo: 0}
 	exportOff := disk("t-a", gi)
 	exportOff.Export = false
+	mountFS := disk("t-a", gi)
+	mountFS.MountFilesystem = true
 	wrongNQN := disk("t-a", gi)
 	wrongNQN.NQN = "nqn.2000-02.com.mikrotik:other"
 	wrongAddr := ctrl("nvme0", "t-a", defTimeouts)
@@ -84,6 +86,9 @@ func diffCases() []diffCase {
 		{name: "export off", volumes: volA, disks: []rds.Disk{exportOff},
 			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
 			want:  []string{"fix-export t-a"}, wantDrift: []string{"t-a rds nvme-tcp-export"}},
+		{name: "mount-filesystem on", volumes: volA, disks: []rds.Disk{mountFS},
+			ctrls: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)},
+			want:  []string{"fix-export t-a"}, wantDrift: []string{"t-a rds mount-filesystem"}},
 		{name: "wrong NQN then connect", volumes: volA, disks: []rds.Disk{wrongNQN},
 			want: []string{"fix-export t-a", "connect t-a"}, wantDrift: []string{"t-a rds nqn"}},
 		{name: "grow and rescan", volumes: `  - {name: t-a, size: 2Gi, attachments: [node-a]}

@@ -99,6 +99,7 @@ func (f *fakeRDS) SetExport(ctx context.Context, r rds.ExportRequest) error {
 		return &rds.Error{Op: "set-export", Err: rds.ErrNotFound}
 	}
 	d.Export, d.Port, d.NQN = true, r.Port, r.NQN
+	d.MountFilesystem = false // SetExport sends mount-filesystem=no too
 	f.disks[r.Slot] = d
 	return nil
 }

@@ -215,7 +215,7 @@ func (in *interp) diskItem(d *diskRec, index int) item {
 		{fEnum("type", "file"), fStr("slot", d.Slot), fStr("slot-default", ""),
 			fStr("parent", ""), fEnum("fs", "-")},
 		{fStr("model", "/"+d.FilePath)},
-		{fBytes("size", size), fBool("mount-filesystem", true), fBool("mount-read-only", false)},
+		{fBytes("size", size), fBool("mount-filesystem", !d.NoMountFS), fBool("mount-read-only", false)},
 		{fBool("compress", false), fInt("sector-size", 512), fEnum("raid-master", "none")},
 		{fBool("nvme-tcp-export", d.Export), fInt("nvme-tcp-server-port", int64(d.Port)),
 			fStr("nvme-tcp-server-nqn", d.nqn())},
@@ -567,6 +567,13 @@ func applyDiskArgs(d *diskRec, vals map[string]string) error {
 			return noMatch("disabled")
 		}
 		d.Disabled = b
+	}
+	if v, ok := vals["mount-filesystem"]; ok {
+		b, ok := boolValue(v)
+		if !ok {
+			return noMatch("mount-filesystem")
+		}
+		d.NoMountFS = !b
 	}
 	if v, ok := vals["nvme-tcp-server-port"]; ok {
 		n, err := strconv.Atoi(v)

@@ -55,6 +55,8 @@ func TestScripts(t *testing.T) {
 		{name: "detail-all", seed: seeded, cmd: `/disk print detail`},
 		{name: "detail-pool", seed: seeded, cmd: `/disk print detail where mount-point="storage-pool"`},
 		{name: "detail-none", seed: seeded, cmd: `/disk print detail where slot="nope"`},
+		{name: "mount-filesystem", seed: []string{addDB + " mount-filesystem=no", `/disk add type=file file-path=storage-pool/volumes/pvc-b.img file-size=1G slot="pvc-b"`},
+			cmd: `/disk print terse where slot~"^pvc-"; /disk set [find slot="pvc-b"] mount-filesystem=no; /disk print terse proplist=slot,mount-filesystem where slot="pvc-b"; /disk set [find slot="pvc-b"] mount-filesystem=maybe`},
 		{name: "terse", seed: seeded, cmd: `/disk print terse where slot~"^pvc-"`},
 		{name: "table", seed: seeded, cmd: `/disk print`},
 		{name: "as-value", seed: seeded, cmd: `/disk print as-value where slot="pvc-db"`},

@@ -436,10 +436,10 @@ func (p *parser) parseUnary(menu string) (expr, error) {
 var (
 	diskAddArgs = []string{"type", "file-path", "file-size", "slot", "nvme-tcp-export",
 		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-server-allow-host-name",
-		"comment", "disabled"}
+		"comment", "disabled", "mount-filesystem"}
 	diskSetArgs = []string{"numbers", "file-size", "slot", "nvme-tcp-export",
 		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-server-allow-host-name",
-		"comment", "disabled"}
+		"comment", "disabled", "mount-filesystem"}
 	printFlags = []string{"detail", "terse", "brief", "as-value", "without-paging", "count-only"}
 )
 

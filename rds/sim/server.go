@@ -402,6 +402,8 @@ type Disk struct {
 	NQN      string // the effective NQN (the slot when none was set)
 	Comment  string
 	Disabled bool
+	// MountFilesystem is RouterOS's mount-filesystem (default yes).
+	MountFilesystem bool
 }
 
 // File is a snapshot of one file.
@@ -421,7 +423,8 @@ func (s *Server) Disks() []Disk {
 			size = f.Size
 		}
 		out = append(out, Disk{Slot: d.Slot, Type: "file", FilePath: d.FilePath, Size: size,
-			Export: d.Export, Port: d.Port, NQN: d.nqn(), Comment: d.Comment, Disabled: d.Disabled})
+			Export: d.Export, Port: d.Port, NQN: d.nqn(), Comment: d.Comment, Disabled: d.Disabled,
+			MountFilesystem: !d.NoMountFS})
 	}
 	return out
 }

@@ -20,6 +20,9 @@ type diskRec struct {
 	AllowHost string `json:"allowHost,omitempty"`
 	Comment   string `json:"comment,omitempty"`
 	Disabled  bool   `json:"disabled,omitempty"`
+	// NoMountFS is mount-filesystem=no; RouterOS's default is yes, so the
+	// zero value (and older state files) mean yes.
+	NoMountFS bool `json:"noMountFilesystem,omitempty"`
 }
 
 func (d *diskRec) nqn() string {
