@@ -437,7 +437,8 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 		}
 	}
 	for i := range st.Volumes {
-		if st.Volumes[i].FSType == "" {
+		// A multi-writer block volume is a raw device: no filesystem.
+		if st.Volumes[i].FSType == "" && st.Volumes[i].Access != AccessMultiWriterBlock {
 			st.Volumes[i].FSType = st.Defaults.FSType
 		}
 	}

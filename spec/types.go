@@ -111,7 +111,9 @@ type Retry struct {
 	InitialDelay Duration `yaml:"initialDelay,omitempty" json:"initialDelay,omitempty"`
 	MaxDelay     Duration `yaml:"maxDelay,omitempty" json:"maxDelay,omitempty"`
 	Multiplier   float64  `yaml:"multiplier,omitempty" json:"multiplier,omitempty" validate:"gte=1"`
-	Jitter       float64  `yaml:"jitter,omitempty" json:"jitter,omitempty" validate:"gte=0,lte=1"`
+	// Jitter 0 (none) is a valid choice, so it is always written: an
+	// omitted jitter reloads as the 10% default.
+	Jitter float64 `yaml:"jitter" json:"jitter" validate:"gte=0,lte=1"`
 }
 
 // Orphan policies.
