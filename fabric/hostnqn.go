@@ -77,9 +77,16 @@ func (l *Linux) HostNQN(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("read machine id: %w", err)
 	}
 	var nqn string
-	if mid != "" {
+	switch {
+	case mid != "" && l.opts.ReadOnly:
+		// The same NQN a later write would keep; nothing is written.
+		return DeriveHostNQN(mid), nil
+	case l.opts.ReadOnly:
+		return "", fmt.Errorf("no host NQN yet (%s, %s and %s are all missing or empty); a command that connects creates one",
+			l.opts.HostNQNFile, l.opts.HostNQNStateFile, l.opts.MachineIDFile)
+	case mid != "":
 		nqn = DeriveHostNQN(mid)
-	} else {
+	default:
 		var u [16]byte
 		if _, err := rand.Read(u[:]); err != nil {
 			return "", fmt.Errorf("generate host NQN: %w", err)

@@ -51,9 +51,12 @@ type LinuxOptions struct {
 	// HostNQNStateFile keeps a generated host NQN (default
 	// /var/lib/rds-reconcile/hostnqn).
 	HostNQNStateFile string
-	MachineIDFile    string // default /etc/machine-id
-	Logger           *slog.Logger
-	PollInterval     time.Duration // device and delete wait polling (default 100ms)
+	// ReadOnly: commands that only look (plan, status) never write, not
+	// even a generated host NQN; HostNQN then derives it without keeping it.
+	ReadOnly      bool
+	MachineIDFile string // default /etc/machine-id
+	Logger        *slog.Logger
+	PollInterval  time.Duration // device and delete wait polling (default 100ms)
 	// DeleteWait bounds Disconnect's wait for the controller to vanish.
 	DeleteWait time.Duration
 

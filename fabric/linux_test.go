@@ -556,6 +556,24 @@ func TestHostNQN(t *testing.T) {
 			t.Errorf("unstable: %s vs %s", a, b)
 		}
 	})
+	t.Run("read-only commands derive but never write", func(t *testing.T) {
+		root := t.TempDir()
+		writeFile(t, filepath.Join(root, "etc/machine-id"), "4b1a7f0c9e2d4c3b8a6f5e4d3c2b1a09\n")
+		l := newL(root)
+		l.opts.ReadOnly = true
+		got, err := l.HostNQN(ctx)
+		if err != nil || got != DeriveHostNQN("4b1a7f0c9e2d4c3b8a6f5e4d3c2b1a09") {
+			t.Errorf("got %q %v", got, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "var/lib/rds-reconcile")); !os.IsNotExist(err) {
+			t.Errorf("a read-only HostNQN wrote the state folder: %v", err)
+		}
+		empty := newL(t.TempDir())
+		empty.opts.ReadOnly = true
+		if got, err := empty.HostNQN(ctx); err == nil {
+			t.Errorf("no machine id, read-only: got %q, want an error (a random NQN would change every run)", got)
+		}
+	})
 	// Pinned: a change here would give every host a new NQN on upgrade.
 	if got := DeriveHostNQN("4b1a7f0c9e2d4c3b8a6f5e4d3c2b1a09\n"); got != "nqn.2014-08.org.nvmexpress:uuid:e849612e-d669-5c85-80fc-cb72762e5617" {
 		t.Errorf("DeriveHostNQN changed: %s", got)

@@ -36,6 +36,7 @@ folder, or absolute on stdout, so the state loads from anywhere.`,
 			fail := func(err error) error { return &exitError{code: 1, err: err} }
 			ctx := cmd.Context()
 			files := []string{from}
+			g.readOnly = true
 			st, err := mustLoad(g, files)
 			if err != nil {
 				return err

@@ -40,9 +40,12 @@ type globals struct {
 	host      string // this host's name in the state's hosts map
 	logLevel  string
 	logFormat string
-	stdout    io.Writer
-	stderr    io.Writer
-	stdin     io.Reader
+	// readOnly: the command only looks (plan, status, export): nothing on
+	// this host is written, not even a generated host NQN.
+	readOnly bool
+	stdout   io.Writer
+	stderr   io.Writer
+	stdin    io.Reader
 }
 
 func (g *globals) logger() *slog.Logger {

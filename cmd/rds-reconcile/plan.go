@@ -81,6 +81,7 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 		return &exitError{code: exitFailed, err: fmt.Errorf("-o %q: want text or json", f.output)}
 	}
 	ctx := cmd.Context()
+	g.readOnly = true
 	st, err := mustLoad(g, f.files)
 	if err != nil {
 		return err

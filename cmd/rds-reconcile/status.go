@@ -36,6 +36,7 @@ drift follow. -o json prints the same as the run loop's /status endpoint.`,
 				return fail(fmt.Errorf("-o %q: want table or json", output))
 			}
 			ctx := cmd.Context()
+			g.readOnly = true
 			st, err := mustLoad(g, files)
 			if err != nil {
 				return err

@@ -142,7 +142,7 @@ func newFabric(g *globals, st *spec.State) (reconcile.Fabric, *sizeTable, error)
 	case g.fabric == "none":
 		return nil, nil, nil
 	case g.fabric == "linux":
-		l := fabric.NewLinux(fabric.LinuxOptions{ManagedPrefixes: prefixes, Logger: g.logger()})
+		l := fabric.NewLinux(fabric.LinuxOptions{ManagedPrefixes: prefixes, Logger: g.logger(), ReadOnly: g.readOnly})
 		if err := l.Usable(context.Background()); err != nil {
 			g.logger().Warn("this host cannot connect NVMe/TCP: connects will fail (modprobe nvme-tcp as root; "+
 				"--fabric none on a machine that is no NVMe host; --fabric sim:DIR to try rds-reconcile out)", "err", err)
