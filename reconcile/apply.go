@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,19 @@ type ApplyOptions struct {
 	Progress func(ActionResult)
 	// Retry overrides the state's retry policy (tests, benchmarks).
 	Retry *RetryPolicy
+	// OnRetry is called for every failed attempt that will be retried,
+	// before the wait; calls are serialised with Progress.
+	OnRetry func(RetryEvent)
+}
+
+// RetryEvent is one failed attempt of an action that will be tried again.
+type RetryEvent struct {
+	Action   Action        `json:"action"`
+	Attempt  uint          `json:"attempt"`
+	Attempts uint          `json:"attempts"` // of the policy
+	Err      error         `json:"-"`
+	Error    string        `json:"error"`
+	Next     time.Duration `json:"next"` // wait before the next attempt
 }
 
 // ActionResult is how one action went.
@@ -178,6 +192,21 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 	res := &Result{}
 	ap := &applier{r: r, pol: pol, made: map[string]string{}}
 	var mu sync.Mutex
+	ap.onRetry = func(ev RetryEvent) {
+		// A caller that shows retries itself (the CLI's progress lines)
+		// gets them at debug level in the log, so they are not said twice.
+		lvl := slog.LevelWarn
+		if opts.OnRetry != nil {
+			lvl = slog.LevelDebug
+		}
+		r.log.Log(ctx, lvl, "action failed, retrying", "kind", ev.Action.Kind, "volume", ev.Action.Volume,
+			"controller", ev.Action.Controller, "attempt", ev.Attempt, "attempts", ev.Attempts, "next", ev.Next, "err", ev.Err)
+		if opts.OnRetry != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			opts.OnRetry(ev)
+		}
+	}
 	failed := map[string][]Kind{} // volume -> kinds that failed or were skipped
 	report := func(ar ActionResult) {
 		mu.Lock()
@@ -381,21 +410,31 @@ func actionKey(a Action) string {
 // same NQN reachable twice, a connect may answer with an existing
 // controller (EALREADY) that the plan had down as a duplicate.
 type applier struct {
-	r   *Reconciler
-	pol RetryPolicy
+	r       *Reconciler
+	pol     RetryPolicy
+	onRetry func(RetryEvent)
 
 	mu   sync.Mutex
 	made map[string]string // controller -> volume whose connect produced it
 }
 
+// retry runs fn for a under the policy, reporting every retried failure.
+func (ap *applier) retry(ctx context.Context, a Action, retryable func(error) bool, fn func(attempt uint) error) (uint, error) {
+	return ap.pol.doNotify(ctx, retryable, fn, func(n uint, err error, next time.Duration) {
+		if ap.onRetry != nil {
+			ap.onRetry(RetryEvent{Action: a, Attempt: n, Attempts: ap.pol.Attempts, Err: err, Error: err.Error(), Next: next})
+		}
+	})
+}
+
 // do executes one action with retries.
 func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
-	r, pol := ap.r, ap.pol
+	r := ap.r
 	rdsRetry := func(err error) bool { return rds.IsRetryable(err) }
 	fabRetry := func(err error) bool { return fabric.IsRetryable(err) }
 	switch a.Kind {
 	case KindCreate:
-		return pol.do(ctx, rdsRetry, func(attempt uint) error {
+		return ap.retry(ctx, a, rdsRetry, func(attempt uint) error {
 			if attempt > 1 {
 				// A create whose connection dropped after sending may have
 				// been applied: look before sending it again.
@@ -410,24 +449,24 @@ func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
 			return r.opts.RDS.Create(ctx, rds.CreateRequest{Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, Port: a.Port, NQN: a.NQN})
 		})
 	case KindFixExport:
-		return pol.do(ctx, rdsRetry, func(uint) error {
+		return ap.retry(ctx, a, rdsRetry, func(uint) error {
 			return r.opts.RDS.SetExport(ctx, rds.ExportRequest{Slot: a.Slot, Port: a.Port, NQN: a.NQN})
 		})
 	case KindGrow:
-		return pol.do(ctx, rdsRetry, func(uint) error { return r.opts.RDS.Grow(ctx, a.Slot, a.Size) })
+		return ap.retry(ctx, a, rdsRetry, func(uint) error { return r.opts.RDS.Grow(ctx, a.Slot, a.Size) })
 	case KindDelete:
-		return pol.do(ctx, rdsRetry, func(uint) error { return r.opts.RDS.Delete(ctx, a.Slot, a.FilePath) })
+		return ap.retry(ctx, a, rdsRetry, func(uint) error { return r.opts.RDS.Delete(ctx, a.Slot, a.FilePath) })
 	case KindRemoveFile:
-		return pol.do(ctx, rdsRetry, func(uint) error {
+		return ap.retry(ctx, a, rdsRetry, func(uint) error {
 			if err := r.opts.RDS.RemoveFile(ctx, a.FilePath); err != nil && !errors.Is(err, rds.ErrNotFound) {
 				return err
 			}
 			return nil
 		})
 	case KindConnect:
-		return pol.do(ctx, fabRetry, func(uint) error { return ap.connect(ctx, a) })
+		return ap.retry(ctx, a, fabRetry, func(uint) error { return ap.connect(ctx, a) })
 	case KindSetTimeouts:
-		return pol.do(ctx, fabRetry, func(uint) error {
+		return ap.retry(ctx, a, fabRetry, func(uint) error {
 			err := r.opts.Fabric.SetTimeouts(ctx, a.Controller, *a.Timeouts)
 			if errors.Is(err, fabric.ErrNeedsReconnect) {
 				return fmt.Errorf("%w (the next plan reconnects)", err)
@@ -435,18 +474,18 @@ func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
 			return err
 		})
 	case KindRescan:
-		return pol.do(ctx, fabRetry, func(uint) error {
+		return ap.retry(ctx, a, fabRetry, func(uint) error {
 			if err := r.opts.Fabric.Rescan(ctx, a.Controller); err != nil {
 				return err
 			}
 			return r.waitNamespace(ctx, a.Controller)
 		})
 	case KindReconnect:
-		n, err := pol.do(ctx, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
+		n, err := ap.retry(ctx, a, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
 		if err != nil {
 			return n, fmt.Errorf("disconnect %s: %w", a.Controller, err)
 		}
-		m, err := pol.do(ctx, fabRetry, func(uint) error { return ap.connect(ctx, a) })
+		m, err := ap.retry(ctx, a, fabRetry, func(uint) error { return ap.connect(ctx, a) })
 		return n + m, err
 	case KindDisconnect, KindDisconnectOrphan:
 		ap.mu.Lock()
@@ -455,7 +494,7 @@ func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
 		if made {
 			return 0, fmt.Errorf("%w: %s is the controller the connect of %s returned", ErrUndo, a.Controller, by)
 		}
-		return pol.do(ctx, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
+		return ap.retry(ctx, a, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
 	}
 	return 0, fmt.Errorf("unknown action kind %q", a.Kind)
 }

@@ -496,3 +496,31 @@ func TestApplyNeverUndoesItsOwnConnect(t *testing.T) {
 		t.Errorf("plan after apply not empty: %q", summarize(again))
 	}
 }
+
+// TestApplyReportsRetries: every failed attempt that is retried is
+// reported with its error and the wait, in order, before the result.
+func TestApplyReportsRetries(t *testing.T) {
+	st := state(t, volA)
+	fr := newFakeRDS()
+	fr.addDisk(disk("t-a", gi))
+	ff := newFakeFabric(fr)
+	ff.fail["connect"] = []error{fabric.Retryable(errors.New("connection refused")), fabric.Retryable(errors.New("connection refused"))}
+	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
+	ctx := context.Background()
+	p, err := r.Plan(ctx, st, Full(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	res, err := r.Apply(ctx, st, p, ApplyOptions{
+		OnRetry:  func(ev RetryEvent) { events = append(events, RetryLine(ev)) },
+		Progress: func(ar ActionResult) { events = append(events, "done "+string(ar.Action.Kind)) },
+	})
+	if err != nil || res.Err() != nil {
+		t.Fatalf("apply: %v %v", err, res.Err())
+	}
+	if len(events) != 3 || !strings.Contains(events[0], "connect t-a: attempt 1 of 3 failed: connection refused; next try in") ||
+		!strings.Contains(events[1], "attempt 2 of 3") || events[2] != "done connect" {
+		t.Errorf("events:\n%s", strings.Join(events, "\n"))
+	}
+}

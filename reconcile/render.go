@@ -231,6 +231,13 @@ func ResultLine(ar ActionResult) string {
 	return fmt.Sprintf("%s: done in %s, %s", head, ar.Duration.Round(time.Millisecond), attempts(ar.Attempts))
 }
 
+// RetryLine is the line apply prints when an attempt failed and the
+// action will be tried again.
+func RetryLine(ev RetryEvent) string {
+	return fmt.Sprintf("    %s %s: attempt %d of %d failed: %v; next try in %s", ev.Action.Kind, target(ev.Action),
+		ev.Attempt, ev.Attempts, ev.Err, ev.Next.Round(10*time.Millisecond))
+}
+
 func attempts(n uint) string {
 	if n == 1 {
 		return "1 attempt"

@@ -94,9 +94,26 @@ func (p RetryPolicy) DelayType(rnd func() float64) retry.DelayTypeFunc {
 // cancellation ends the wait, the last error is returned. It returns the
 // number of attempts made.
 func (p RetryPolicy) do(ctx context.Context, retryable func(error) bool, fn func(attempt uint) error) (uint, error) {
+	return p.doNotify(ctx, retryable, fn, nil)
+}
+
+// doNotify is do that tells notify about every failed attempt that will be
+// retried: its number, its error and the delay before the next one.
+func (p RetryPolicy) doNotify(ctx context.Context, retryable func(error) bool, fn func(attempt uint) error,
+	notify func(attempt uint, err error, next time.Duration)) (uint, error) {
 	var attempts uint
 	if p.Attempts == 0 {
 		p.Attempts = 1 // retry-go reads 0 as "until it succeeds"
+	}
+	delay := p.DelayType(nil)
+	if notify != nil {
+		// retry-go asks for a delay only when it will retry, so this is the
+		// one place that knows both the error and the wait.
+		delay = func(n uint, err error, c *retry.Config) time.Duration {
+			d := p.DelayType(nil)(n, err, c)
+			notify(attempts, err, d)
+			return d
+		}
 	}
 	err := retry.Do(func() error {
 		attempts++
@@ -104,7 +121,7 @@ func (p RetryPolicy) do(ctx context.Context, retryable func(error) bool, fn func
 	},
 		retry.Context(ctx),
 		retry.Attempts(p.Attempts),
-		retry.DelayType(p.DelayType(nil)),
+		retry.DelayType(delay),
 		retry.RetryIf(retryable),
 		retry.LastErrorOnly(true),
 	)

@@ -21,6 +21,7 @@ type applyFlags struct {
 	stateDir    string
 	massOK      bool
 	verbose     bool
+	quiet       bool
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -34,7 +35,8 @@ updates, then disconnects, and RDS deletes last. Host actions run in parallel
 (--parallelism), RDS actions a few at a time over one SSH connection. Each
 action is retried with exponential backoff and jitter from the state's
 defaults.retry, only for errors that can go away (a dropped connection, a
-busy RouterOS, a refused connect). One failed action skips the later steps of
+busy RouterOS, a refused connect); each failed attempt prints a line with
+its error and the wait before the next (-q hides them). One failed action skips the later steps of
 its volume but not the other volumes. A line is printed as each action
 finishes, then a summary; the exit status is 1 when anything failed.
 
@@ -66,6 +68,7 @@ names the holder to a second one.`,
 	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder)")
 	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also list the foreign controllers in the plan")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no line per retried attempt (they still reach the log at debug level, or as warnings with --log-format json)")
 	return cmd
 }
 
@@ -147,9 +150,14 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 		}
 	}
 	fmt.Fprintln(g.stdout)
-	res, err := r.Apply(ctx, st, p, reconcile.ApplyOptions{Progress: func(ar reconcile.ActionResult) {
+	ao := reconcile.ApplyOptions{Progress: func(ar reconcile.ActionResult) {
 		fmt.Fprintln(g.stdout, reconcile.ResultLine(ar))
-	}})
+	}}
+	if !f.quiet && g.logFormat != "json" {
+		// With JSON logs the retries are structured log events instead.
+		ao.OnRetry = func(ev reconcile.RetryEvent) { fmt.Fprintln(g.stdout, reconcile.RetryLine(ev)) }
+	}
+	res, err := r.Apply(ctx, st, p, ao)
 	if err != nil {
 		return fail(err)
 	}
