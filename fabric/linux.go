@@ -244,9 +244,9 @@ func (l *Linux) Connect(ctx context.Context, req ConnectRequest) (Controller, er
 	}
 	log := l.log.With("controller", name, "nqn", req.NQN, "traddr", req.Address, "trsvcid", req.Port)
 	if created {
-		log.Info("connected")
+		log.Debug("connected")
 	} else {
-		log.Info("already connected")
+		log.Debug("already connected")
 	}
 	c, err := l.waitDevice(ctx, name, req.DeviceWait)
 	if err != nil {
@@ -439,7 +439,7 @@ func (l *Linux) SetTimeouts(ctx context.Context, name string, t Timeouts) error 
 		return fmt.Errorf("%w: %s: ctrl_loss_tmo %d reconnect_delay %d, want %d and %d", ErrTimeoutsMismatch,
 			name, got.Timeouts.CtrlLossTmo, got.Timeouts.ReconnectDelay, want.CtrlLossTmo, want.ReconnectDelay)
 	}
-	l.log.Info("timeouts updated", "controller", name, "ctrl_loss_tmo", want.CtrlLossTmo, "reconnect_delay", want.ReconnectDelay)
+	l.log.Debug("timeouts updated", "controller", name, "ctrl_loss_tmo", want.CtrlLossTmo, "reconnect_delay", want.ReconnectDelay)
 	return nil
 }
 
@@ -477,7 +477,7 @@ func (l *Linux) Disconnect(ctx context.Context, name string, force bool) error {
 	if err := l.deleteController(ctx, name); err != nil {
 		return err
 	}
-	l.log.Info("disconnected", "controller", name, "nqn", c.SubsysNQN, "force", force)
+	l.log.Debug("disconnected", "controller", name, "nqn", c.SubsysNQN, "force", force)
 	return nil
 }
 

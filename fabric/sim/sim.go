@@ -318,7 +318,7 @@ func (h *Host) Connect(ctx context.Context, req fabric.ConnectRequest) (fabric.C
 		// existing (even reconnecting) controller wins over a down target.
 		for _, c := range st.Controllers {
 			if c.SubsysNQN == req.NQN && c.TrAddr == req.Address && c.TrSvcID == port && c.HostNQN == req.HostNQN {
-				h.log.Info("already connected", "controller", c.Name, "nqn", req.NQN)
+				h.log.Debug("already connected", "controller", c.Name, "nqn", req.NQN)
 				out = clone(c)
 				return nil
 			}
@@ -328,7 +328,7 @@ func (h *Host) Connect(ctx context.Context, req fabric.ConnectRequest) (fabric.C
 		}
 		c := h.newController(st, req.NQN, req.Address, req.Port, req.HostNQN, req.Timeouts)
 		st.Controllers = append(st.Controllers, c)
-		h.log.Info("connected", "controller", c.Name, "nqn", req.NQN, "traddr", req.Address, "trsvcid", req.Port)
+		h.log.Debug("connected", "controller", c.Name, "nqn", req.NQN, "traddr", req.Address, "trsvcid", req.Port)
 		out = clone(c)
 		return nil
 	})
@@ -388,7 +388,7 @@ func (h *Host) Disconnect(ctx context.Context, name string, force bool) error {
 		if err := fabric.DisconnectAllowed(st.Controllers[i].Controller, h.opts.ManagedPrefixes, force); err != nil {
 			return err
 		}
-		h.log.Info("disconnected", "controller", name, "nqn", st.Controllers[i].SubsysNQN, "force", force)
+		h.log.Debug("disconnected", "controller", name, "nqn", st.Controllers[i].SubsysNQN, "force", force)
 		st.Controllers = append(st.Controllers[:i], st.Controllers[i+1:]...)
 		return nil
 	})
