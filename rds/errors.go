@@ -81,7 +81,9 @@ func (e *Error) Error() string {
 	if e.Ambiguous {
 		b.WriteString(" (it may or may not have been applied)")
 	}
-	if e.Command != "" {
+	// A command that never reached RouterOS (no connection, no login) is
+	// not worth printing: the internal probe would only be noise.
+	if e.Command != "" && !errors.Is(e.Err, ErrConnection) && !errors.Is(e.Err, ErrAuth) && !errors.Is(e.Err, ErrHostKey) {
 		fmt.Fprintf(&b, " (command: %s)", e.Command)
 	}
 	return b.String()

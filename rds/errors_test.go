@@ -56,6 +56,13 @@ func TestErrorMessage(t *testing.T) {
 	if e.Error() != want {
 		t.Errorf("got  %s\nwant %s", e.Error(), want)
 	}
+	// A command that never reached RouterOS is left out: it is noise.
+	for _, cause := range []error{ErrConnection, ErrAuth, ErrHostKey} {
+		e := &Error{Op: "probe", Command: ":put [:serialize ...]", Err: fmt.Errorf("%w: dial tcp 127.0.0.1:2399: connect: connection refused", cause)}
+		if strings.Contains(e.Error(), "command:") {
+			t.Errorf("%v: the unsent command is printed: %s", cause, e.Error())
+		}
+	}
 	long := outputError("x", "", "", strings.Repeat("a", 2000))
 	if len(long.Output) > 520 {
 		t.Errorf("output not capped: %d bytes", len(long.Output))

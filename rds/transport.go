@@ -170,7 +170,9 @@ func (c *SSHClient) dial(ctx context.Context) (*ssh.Client, error) {
 	defer cancel()
 	nc, err := c.dialer().DialContext(dctx, "tcp", c.cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: dial %s: %w", ErrConnection, c.cfg.Address, err)
+		// net's error already names the address ("dial tcp A: connect:
+		// connection refused"); say which setting to check instead.
+		return nil, fmt.Errorf("%w: %w (check target.ssh.address and that the RDS's SSH service is reachable)", ErrConnection, err)
 	}
 	if dl, ok := dctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)

@@ -71,10 +71,12 @@ func (r *Reconciler) observe(ctx context.Context, pol RetryPolicy) (*Observed, e
 	obs := &Observed{At: r.opts.Now()}
 	if r.opts.RDS != nil {
 		var inv rds.Inventory
-		_, err := pol.do(ctx, rds.IsRetryable, func(uint) error {
+		_, err := pol.doNotify(ctx, rds.IsRetryable, func(uint) error {
 			var err error
 			inv, err = r.opts.RDS.List(ctx)
 			return err
+		}, func(n uint, err error, next time.Duration) {
+			r.log.Warn("reading the RDS failed, retrying", "attempt", n, "attempts", pol.Attempts, "next", next, "err", err)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("observe RDS: %w", err)
