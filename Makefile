@@ -21,7 +21,8 @@ test: ## go vet, gofmt check, all tests with -race (fuzz seed corpora included)
 test-short: ## quick tests without -race
 	$(GO) test -short -count=1 $(PKGS)
 
-lint: ## go vet, gofmt and staticcheck
+lint: ## go vet, gofmt, go mod tidy and staticcheck
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
