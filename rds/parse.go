@@ -710,6 +710,7 @@ func DiskFromFields(m map[string]string) (Disk, error) {
 		// drift is planned for a field RouterOS does not show.
 		MountFilesystem: parseBool(m["mount-filesystem"]),
 		NQN:             firstNonEmpty(m["nvme-tcp-server-nqn"], m["nvme-tcp-name"]),
+		AllowHosts:      ParseAllowHosts(m["nvme-tcp-server-allow-host-name"]),
 		Fields:          m,
 	}
 	if d.Slot == "" {

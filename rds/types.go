@@ -17,6 +17,9 @@ type Disk struct {
 	// itself may mount a filesystem it finds in the disk. Managed disks
 	// are made with it off; false too when RouterOS does not print it.
 	MountFilesystem bool `json:"mountFilesystem"`
+	// AllowHosts is nvme-tcp-server-allow-host-name split into host NQNs
+	// (ParseAllowHosts): empty admits every host, RouterOS's default.
+	AllowHosts []string `json:"allowHosts,omitempty"`
 	// Fields keeps every field RouterOS printed, unknown ones included.
 	Fields map[string]string `json:"-"`
 }
@@ -52,12 +55,20 @@ type CreateRequest struct {
 	Size     int64  // bytes
 	Port     int
 	NQN      string
+	// SetAllowHosts sends nvme-tcp-server-allow-host-name with the host
+	// NQNs in AllowHosts (empty: every host); without it the field is not
+	// sent and RouterOS keeps its default (every host).
+	SetAllowHosts bool
+	AllowHosts    []string
 }
 
 // ExportRequest sets the NVMe/TCP export of an existing disk (drift repair);
-// mount-filesystem=no is set with it.
+// mount-filesystem=no is set with it, and the allow list when
+// SetAllowHosts (see CreateRequest).
 type ExportRequest struct {
-	Slot string
-	Port int
-	NQN  string
+	Slot          string
+	Port          int
+	NQN           string
+	SetAllowHosts bool
+	AllowHosts    []string
 }

@@ -446,11 +446,13 @@ func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
 					return nil
 				}
 			}
-			return r.opts.RDS.Create(ctx, rds.CreateRequest{Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, Port: a.Port, NQN: a.NQN})
+			return r.opts.RDS.Create(ctx, rds.CreateRequest{Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, Port: a.Port, NQN: a.NQN,
+				SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts})
 		})
 	case KindFixExport:
 		return ap.retry(ctx, a, rdsRetry, func(uint) error {
-			return r.opts.RDS.SetExport(ctx, rds.ExportRequest{Slot: a.Slot, Port: a.Port, NQN: a.NQN})
+			return r.opts.RDS.SetExport(ctx, rds.ExportRequest{Slot: a.Slot, Port: a.Port, NQN: a.NQN,
+				SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts})
 		})
 	case KindGrow:
 		return ap.retry(ctx, a, rdsRetry, func(uint) error { return r.opts.RDS.Grow(ctx, a.Slot, a.Size) })

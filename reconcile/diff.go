@@ -245,8 +245,10 @@ func (d *differ) present(v *spec.Volume) {
 			d.block(KindCreate, RuleLeftover, Action{Volume: v.Name, Slot: v.Name, FilePath: fp,
 				Reason: fmt.Sprintf("file %s exists without a disk: remove it or adopt it by hand", fp)})
 		case disk == nil:
-			d.add(Action{Kind: KindCreate, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: want, Port: d.port, NQN: nqn,
-				Reason: "disk does not exist"})
+			a := Action{Kind: KindCreate, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: want, Port: d.port, NQN: nqn,
+				Reason: "disk does not exist"}
+			a.SetAllowHosts, a.AllowHosts = d.wantAllowHosts(v)
+			d.add(a)
 		default:
 			if disk.FilePath != fp {
 				d.drift(Drift{Volume: v.Name, Where: "rds", Field: "file-path", Want: fp, Got: disk.FilePath})
@@ -254,7 +256,10 @@ func (d *differ) present(v *spec.Volume) {
 			// mount-filesystem=yes (RouterOS's default) lets RouterOS mount
 			// the filesystem a host formats inside the exported disk, a
 			// second writer; SetExport turns it off with the export.
-			if !disk.Export || disk.NQN != nqn || disk.Port != d.port || disk.MountFilesystem {
+			setACL, wantACL := d.wantAllowHosts(v)
+			gotACL := rds.NormalizeAllowHosts(disk.AllowHosts)
+			aclDrift := setACL && !slices.Equal(gotACL, wantACL)
+			if !disk.Export || disk.NQN != nqn || disk.Port != d.port || disk.MountFilesystem || aclDrift {
 				var why []string
 				if !disk.Export {
 					why = append(why, "export is off")
@@ -272,8 +277,14 @@ func (d *differ) present(v *spec.Volume) {
 					why = append(why, "mount-filesystem is yes")
 					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "mount-filesystem", Want: "no", Got: "yes"})
 				}
+				if aclDrift {
+					// policy.exportACL: the hosts admitted follow the
+					// attachments; set in place with the export.
+					why = append(why, "allow-hosts is "+fmtAllowHosts(gotACL))
+					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "allow-hosts", Want: fmtAllowHosts(wantACL), Got: fmtAllowHosts(gotACL)})
+				}
 				d.add(Action{Kind: KindFixExport, Volume: v.Name, Slot: v.Name, Port: d.port, NQN: nqn,
-					Reason: strings.Join(why, ", ")})
+					SetAllowHosts: setACL, AllowHosts: wantACL, Reason: strings.Join(why, ", ")})
 			}
 			switch {
 			case want > 0 && disk.Size < want:
@@ -398,6 +409,45 @@ func (d *differ) present(v *spec.Volume) {
 		d.add(Action{Kind: KindRescan, Volume: v.Name, Controller: cur.Name, Size: want,
 			Reason: "disk grows: rescan the namespace"})
 	}
+}
+
+// wantAllowHosts says whether policy.exportACL manages v's allow list and
+// which host NQNs it holds, sorted: none (any host) under "open"; under
+// "attached" the declared hostNQN of every attachment, or rds.NoHostNQN
+// alone (no host) when the volume is attached nowhere. The list depends on
+// the state only, never on the host planning, so every host's plan wants
+// the same list.
+func (d *differ) wantAllowHosts(v *spec.Volume) (bool, []string) {
+	if d.st.Policy == nil {
+		return false, nil
+	}
+	switch d.st.Policy.ExportACL {
+	case spec.ExportACLOpen:
+		return true, nil
+	case spec.ExportACLAttached:
+		var hs []string
+		for _, h := range v.Attachments {
+			if nqn := d.st.Hosts[h].HostNQN; nqn != "" {
+				hs = append(hs, nqn)
+			}
+		}
+		if hs = rds.NormalizeAllowHosts(hs); len(hs) == 0 {
+			hs = []string{rds.NoHostNQN}
+		}
+		return true, hs
+	}
+	return false, nil
+}
+
+// fmtAllowHosts shows an allow list in drift and reasons.
+func fmtAllowHosts(hs []string) string {
+	switch {
+	case len(hs) == 0:
+		return "(any host)"
+	case len(hs) == 1 && hs[0] == rds.NoHostNQN:
+		return "(no host: " + rds.NoHostNQN + ")"
+	}
+	return strings.Join(hs, ",")
 }
 
 func (d *differ) diskSize(slot string) int64 {

@@ -84,7 +84,11 @@ func (f *fakeRDS) Create(ctx context.Context, r rds.CreateRequest) error {
 	if _, ok := f.disks[r.Slot]; ok {
 		return &rds.Error{Op: "create", Slot: r.Slot, Err: rds.ErrRejected}
 	}
-	f.addDisk(rds.Disk{Slot: r.Slot, Type: "file", FilePath: r.FilePath, Size: r.Size, Export: true, Port: r.Port, NQN: r.NQN})
+	d := rds.Disk{Slot: r.Slot, Type: "file", FilePath: r.FilePath, Size: r.Size, Export: true, Port: r.Port, NQN: r.NQN}
+	if r.SetAllowHosts {
+		d.AllowHosts = rds.NormalizeAllowHosts(r.AllowHosts)
+	}
+	f.addDisk(d)
 	return nil
 }
 
@@ -100,6 +104,9 @@ func (f *fakeRDS) SetExport(ctx context.Context, r rds.ExportRequest) error {
 	}
 	d.Export, d.Port, d.NQN = true, r.Port, r.NQN
 	d.MountFilesystem = false // SetExport sends mount-filesystem=no too
+	if r.SetAllowHosts {
+		d.AllowHosts = rds.NormalizeAllowHosts(r.AllowHosts)
+	}
 	f.disks[r.Slot] = d
 	return nil
 }

@@ -43,9 +43,9 @@ func size(n int64) string { return spec.Quantity{Bytes: n}.String() }
 func Describe(a Action) string {
 	switch a.Kind {
 	case KindCreate:
-		return fmt.Sprintf("create disk %s: %s file %s, export %s port %d", a.Slot, size(a.Size), a.FilePath, a.NQN, a.Port)
+		return fmt.Sprintf("create disk %s: %s file %s, export %s port %d", a.Slot, size(a.Size), a.FilePath, a.NQN, a.Port) + admits(a)
 	case KindFixExport:
-		return fmt.Sprintf("fix export of disk %s: %s port %d", a.Slot, a.NQN, a.Port)
+		return fmt.Sprintf("fix export of disk %s: %s port %d", a.Slot, a.NQN, a.Port) + admits(a)
 	case KindGrow:
 		if a.Size < a.FromSize {
 			return fmt.Sprintf("shrink disk %s: %s -> %s", a.Slot, size(a.FromSize), size(a.Size))
@@ -73,6 +73,14 @@ func Describe(a Action) string {
 		return "would " + Describe(w)
 	}
 	return string(a.Kind)
+}
+
+// admits names the hosts a create or fix-export admits, when it sets them.
+func admits(a Action) string {
+	if !a.SetAllowHosts {
+		return ""
+	}
+	return ", admits " + fmtAllowHosts(a.AllowHosts)
 }
 
 // effective shows timeouts as the kernel holds them, so that an in-place

@@ -81,7 +81,7 @@ type Kind string
 // Action kinds.
 const (
 	KindCreate           Kind = "create"            // create disk (+ file, export)
-	KindFixExport        Kind = "fix-export"        // export off, wrong NQN or port
+	KindFixExport        Kind = "fix-export"        // export off, wrong NQN, port, mount-filesystem or allow list
 	KindGrow             Kind = "grow"              // grow disk file
 	KindDelete           Kind = "delete"            // delete disk and its file
 	KindRemoveFile       Kind = "remove-file"       // remove a leftover .img file
@@ -190,6 +190,10 @@ type Action struct {
 	FromSize int64  `json:"fromSize,omitempty"`
 	Port     int    `json:"port,omitempty"`
 	NQN      string `json:"nqn,omitempty"`
+	// SetAllowHosts: create and fix-export set the disk's allow list to
+	// AllowHosts (policy.exportACL; empty = any host).
+	SetAllowHosts bool     `json:"setAllowHosts,omitempty"`
+	AllowHosts    []string `json:"allowHosts,omitempty"`
 
 	// Host side.
 	Address      string           `json:"address,omitempty"`

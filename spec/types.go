@@ -122,10 +122,25 @@ const (
 	OrphansReport     = "report"
 )
 
+// Export access policies (Policy.ExportACL).
+const (
+	// ExportACLOpen keeps every managed disk's allow list empty: any host
+	// on the storage network may connect.
+	ExportACLOpen = "open"
+	// ExportACLAttached keeps every managed disk's allow list to the host
+	// NQNs of its attachments; a volume attached nowhere admits no host.
+	ExportACLAttached = "attached"
+)
+
 // Policy says what the reconciler may do to things nobody declared.
 type Policy struct {
 	Orphans string `yaml:"orphans,omitempty" json:"orphans,omitempty" validate:"oneof=disconnect report"`
 	Prune   bool   `yaml:"prune,omitempty" json:"prune,omitempty"`
+	// ExportACL says which hosts each managed disk admits
+	// (nvme-tcp-server-allow-host-name): "" (the default) leaves the allow
+	// lists as they are, open keeps them empty (any host), attached keeps
+	// them to the attached hosts' NQNs.
+	ExportACL string `yaml:"exportACL,omitempty" json:"exportACL,omitempty" validate:"omitempty,oneof=open attached"`
 }
 
 // Host is a machine that may have volumes attached.
