@@ -100,7 +100,9 @@ func (r *Reconciler) Run(ctx context.Context, lo LoopOptions) error {
 	if lo.Settle <= 0 {
 		lo.Settle = DefaultSettle
 	}
-	l := &loop{r: r, lo: lo, log: r.log, watched: map[string]bool{}, backoff: backoffs{}}
+	// The loop's lines name each pass's revision, not the one the
+	// Reconciler was made with.
+	l := &loop{r: r, lo: lo, log: r.opts.Logger, watched: map[string]bool{}, backoff: backoffs{}}
 	if len(lo.Files) > 0 {
 		w, err := fsnotify.NewWatcher()
 		if err != nil {

@@ -114,3 +114,69 @@ func (m *Metrics) reconciled(d time.Duration, err error) {
 	m.reconciles.WithLabelValues("ok").Inc()
 	m.lastSuccess.SetToCurrentTime()
 }
+
+// SyncMetrics describe the git remote run --git follows. A nil
+// *SyncMetrics records nothing.
+type SyncMetrics struct {
+	info       *prometheus.GaugeVec
+	commitTime prometheus.Gauge
+	lastSync   prometheus.Gauge
+	behind     prometheus.Gauge
+	errors     *prometheus.CounterVec
+}
+
+// GitSync is one sync of the git remote, as SyncMetrics publish it.
+type GitSync struct {
+	Ref        string
+	Revision   string    // the checked-out commit
+	CommitTime time.Time // its committer time
+	LastSync   time.Time // the last sync that reached the remote head
+	Behind     int       // remote commits not checked out
+	// Failure is the kind of a failed sync (fetch, rewritten, unverified,
+	// checkout); "" for a good one.
+	Failure string
+}
+
+// NewSyncMetrics creates the git sync metrics and registers them with reg.
+func NewSyncMetrics(reg prometheus.Registerer) (*SyncMetrics, error) {
+	const ns = "rds_reconcile"
+	m := &SyncMetrics{
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "git_sync_info",
+			Help: "Always 1; revision is the commit of the followed ref that is checked out and in force."}, []string{"ref", "revision"}),
+		commitTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "git_revision_timestamp_seconds",
+			Help: "Committer time of the checked-out commit."}),
+		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "git_last_sync_timestamp_seconds",
+			Help: "Unix time of the last sync that left the checkout at the remote head."}),
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "git_behind_commits",
+			Help: "Commits of the remote head that are not checked out (refused or not fetched yet); -1 unknown."}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "git_sync_errors_total",
+			Help: "Failed syncs by reason (fetch, rewritten, unverified, checkout)."}, []string{"reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.info, m.commitTime, m.lastSync, m.behind, m.errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Synced publishes s.
+func (m *SyncMetrics) Synced(s GitSync) {
+	if m == nil {
+		return
+	}
+	m.info.Reset()
+	if s.Revision != "" {
+		m.info.WithLabelValues(s.Ref, s.Revision).Set(1)
+	}
+	if !s.CommitTime.IsZero() {
+		m.commitTime.Set(float64(s.CommitTime.Unix()))
+	}
+	if !s.LastSync.IsZero() {
+		m.lastSync.Set(float64(s.LastSync.UnixNano()) / 1e9)
+	}
+	m.behind.Set(float64(s.Behind))
+	if s.Failure != "" {
+		m.errors.WithLabelValues(s.Failure).Inc()
+	}
+}

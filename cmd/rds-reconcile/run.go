@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/rds-reconcile/rds-reconcile/gitsync"
 	"github.com/rds-reconcile/rds-reconcile/reconcile"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
@@ -32,12 +35,26 @@ type runFlags struct {
 	settle      time.Duration
 	parallelism int
 	stateDir    string
+	git         gitFlags
+}
+
+// gitFlags are run's --git options.
+type gitFlags struct {
+	url        string
+	ref        string
+	paths      []string
+	interval   time.Duration
+	knownHosts string
+	sshKey     string
+	verify     bool
+	signers    string
+	staleAfter time.Duration
 }
 
 func newRunCmd(g *globals) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [-f FILE...] --interval D [--listen ADDR] [--settle D] [--stuck-after D]",
+		Use:   "run (-f FILE [-f FILE...] | --git URL [--ref REF] [--path P...]) --interval D [--listen ADDR] [--settle D] [--stuck-after D]",
 		Short: "Reconcile continuously (a pass at start, every interval, on file change, on SIGHUP)",
 		Long: `run is the level-triggered loop. It reconciles at once at start (orphan
 controllers left by a crash or a reboot are disconnected), then every
@@ -81,12 +98,32 @@ on another machine needs it. The server closes connections idle for 60s
 (and ones that send no request header within 5s), times out writes after
 30s and serves at most 32 connections at once; more wait to be accepted.
 
+With --git URL the state comes from a git repository instead of -f files:
+run keeps a private clone in --state-dir (DIR/git), fetches --ref every
+--git-interval (and on SIGHUP) and moves the checkout by fast-forward only,
+then loads --path (files, or folders of *.yaml) from the checked-out commit
+and plans and applies as above, with the same settle, confirmation and
+mass-detach rules. A pass starts as soon as a fetch moves the checkout.
+A remote whose history was rewritten (force-push, moved tag), and with
+--verify-commits a head without a good SSH signature by a key in
+--allowed-signers, is not applied: the last synced revision stays in force
+and the log, /status ("git") and rds_reconcile_git_sync_errors_total say
+why. An unreachable remote changes nothing; /healthz answers 503
+(degraded) once the checkout has not matched the remote head for
+--git-stale-after. SSH remotes: --git-known-hosts pins the host key,
+--git-ssh-key gives the identity.
+
 It holds the state's lock (see apply --help) while it runs.`,
-		Example: `  rds-reconcile run -f /etc/rds-reconcile/state.yaml --interval 1m --listen 127.0.0.1:9470`,
+		Example: `  rds-reconcile run -f /etc/rds-reconcile/state.yaml --interval 1m --listen 127.0.0.1:9470
+  rds-reconcile run --git ssh://git@git.example.com/infra/rds-state.git --ref main --path targets/rds-1.yaml \
+      --git-known-hosts /etc/rds-reconcile/git_known_hosts --git-ssh-key /etc/rds-reconcile/git_key \
+      --state-dir /var/lib/rds-reconcile --interval 1m --listen 127.0.0.1:9470`,
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runLoop(cmd, g, f) },
 	}
 	addFileFlags(cmd, &f.files)
+	// -f or --git: one of them.
+	_ = cmd.Flags().SetAnnotation("file", cobra.BashCompOneRequiredFlag, []string{"false"})
 	fl := cmd.Flags()
 	fl.DurationVar(&f.interval, "interval", time.Minute, "time between passes (jittered by +/-10%)")
 	fl.StringVar(&f.listen, "listen", "", "serve /metrics, /healthz and /status on this address (e.g. 127.0.0.1:9470; :9470 binds every interface)")
@@ -95,7 +132,18 @@ It holds the state's lock (see apply --help) while it runs.`,
 	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
 	fl.DurationVar(&f.settle, "settle", reconcile.DefaultSettle, "how long the state files must stay unchanged before a pass acts on them; also the delay before the pass that confirms a disconnect or delete")
 	fl.IntVar(&f.parallelism, "parallelism", reconcile.DefaultParallelism, "host actions run at once")
-	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder) and, with --git, the private clone (default $STATE_DIRECTORY)")
+	gf := &f.git
+	fl.StringVar(&gf.url, "git", "", "follow the state in this git repository (https://, ssh://, user@host:path, file://) instead of -f files")
+	fl.StringVar(&gf.ref, "ref", "", "with --git: the branch or tag to follow (default: the remote's HEAD)")
+	fl.StringSliceVar(&gf.paths, "path", nil, "with --git: a state file, or a folder whose *.yaml files are the state, inside the repository (repeatable; default: the repository's root folder)")
+	fl.DurationVar(&gf.interval, "git-interval", time.Minute, "with --git: time between fetches; a new commit starts a pass at once")
+	fl.StringVar(&gf.knownHosts, "git-known-hosts", "", "with --git over SSH: known_hosts file that pins the remote's host key (ssh -o StrictHostKeyChecking=yes)")
+	fl.StringVar(&gf.sshKey, "git-ssh-key", "", "with --git over SSH: private key for the remote")
+	fl.BoolVar(&gf.verify, "verify-commits", false, "with --git: apply only a head commit with a good SSH signature by a key in --allowed-signers")
+	fl.StringVar(&gf.signers, "allowed-signers", "", "with --verify-commits: the allowed signers file (ssh-keygen ALLOWED SIGNERS format, as git's gpg.ssh.allowedSignersFile)")
+	fl.DurationVar(&gf.staleAfter, "git-stale-after", 0, "with --git: /healthz answers 503 (degraded) when the checkout has not matched the remote head for this long (default: the larger of 5 x --git-interval and 10m)")
+	cmd.MarkFlagsOneRequired("file", "git")
 	return cmd
 }
 
@@ -113,6 +161,11 @@ type loopState struct {
 	stuckAfter time.Duration
 	started    time.Time // the loop's start
 	running    time.Time // the running pass's first Load; zero between passes
+	// git is the --git clone's status (nil without --git); /healthz is
+	// degraded when the checkout has not matched the remote head for
+	// gitStaleAfter.
+	git           func() gitsync.Status
+	gitStaleAfter time.Duration
 }
 
 // defaultStuckAfter is --stuck-after's default: the larger of two
@@ -187,22 +240,68 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	ctx := cmd.Context()
 	log := g.logger()
-	// The loop reloads the state on every pass; this first load checks it
-	// and builds the wiring.
-	_, w, release, err := openLocked(ctx, g, f.files, f.stateDir)
-	if err != nil {
-		return err
-	}
-	defer release()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := reconcile.NewMetrics(reg)
 	if err != nil {
 		return fail(err)
 	}
-	m.SetRevision(w.rev)
+	// The loop reloads the state on every pass; this first load checks it
+	// and builds the wiring.
+	var (
+		w       *wiring
+		release func()
+		repo    *gitsync.Repo
+	)
+	if f.git.url != "" {
+		repo, w, release, err = openGit(ctx, g, f, reg)
+	} else {
+		if err := noGitFlags(cmd); err != nil {
+			return fail(err)
+		}
+		_, w, release, err = openLocked(ctx, g, f.files, f.stateDir)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	rev := w.rev
+	if repo != nil {
+		rev = repo.Status().Short
+	}
+	m.SetRevision(rev)
 	r := w.reconciler(g, f.parallelism, m)
 	ls := newLoopState(f.interval, f.stuckAfter)
+	load := func(ctx context.Context) (*spec.State, string, error) {
+		st, err := loadState(f.files)
+		if err != nil {
+			return nil, "", err
+		}
+		w.sizes.update(st)
+		return st, reconcile.Revision(ctx, f.files), nil
+	}
+	if repo != nil {
+		ls.git = repo.Status
+		ls.gitStaleAfter = f.git.staleAfter
+		if ls.gitStaleAfter <= 0 {
+			ls.gitStaleAfter = max(5*f.git.interval, 10*time.Minute)
+		}
+		// The tree changes only by a sync, and Read holds syncs off while
+		// the files are read: every load sees one whole commit.
+		load = func(ctx context.Context) (*spec.State, string, error) {
+			var st *spec.State
+			gs, err := repo.Read(ctx, func(files []string) error {
+				var err error
+				st, err = loadState(files)
+				return err
+			})
+			if err != nil {
+				return nil, gs.Short, err
+			}
+			w.sizes.update(st)
+			return st, gs.Short, nil
+		}
+	}
 
 	if f.listen != "" {
 		ln, err := net.Listen("tcp", f.listen)
@@ -227,23 +326,52 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	trigger := make(chan struct{})
-	go func() {
+	// gctx ends the helpers below before the wiring is released.
+	gctx, stop := context.WithCancel(ctx)
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
+	defer stop()
+	send := func(c chan<- struct{}) bool {
+		select {
+		case c <- struct{}{}:
+			return true
+		case <-gctx.Done():
+			return false
+		}
+	}
+	// With --git, SIGHUP fetches first; a pass follows every fetch that
+	// moved the checkout, and every SIGHUP.
+	kick := trigger
+	if repo != nil {
+		kick = make(chan struct{})
+		helpers.Go(func() {
+			repo.Poll(gctx, f.git.interval, kick, func(moved, kicked bool) {
+				if moved || kicked {
+					send(trigger)
+				}
+			})
+		})
+	}
+	helpers.Go(func() {
 		for {
 			select {
-			case <-ctx.Done():
+			case <-gctx.Done():
 				return
 			case <-hup:
-				select {
-				case trigger <- struct{}{}:
-				case <-ctx.Done():
+				if !send(kick) {
 					return
 				}
 			}
 		}
-	}()
-	log.Info("reconcile loop started", "files", f.files, "interval", f.interval, "settle", f.settle,
-		"allow_mass_detach", f.massOK, "host", g.host, "revision", w.rev)
-	err = r.Run(ctx, ls.track(reconcile.LoopOptions{
+	})
+	files := any(f.files)
+	if repo != nil {
+		gs := repo.Status()
+		files = fmt.Sprintf("%s %s %v", gs.URL, gs.Ref, f.git.paths)
+	}
+	log.Info("reconcile loop started", "files", files, "interval", f.interval, "settle", f.settle,
+		"allow_mass_detach", f.massOK, "host", g.host, "revision", rev)
+	lo := reconcile.LoopOptions{
 		Interval: f.interval,
 		Files:    f.files,
 		Trigger:  trigger,
@@ -251,18 +379,104 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 		Settle:   f.settle,
 
 		AllowMassDetach: f.massOK,
-		Load: func(ctx context.Context) (*spec.State, string, error) {
-			st, err := loadState(f.files)
-			if err != nil {
-				return nil, "", err
-			}
-			w.sizes.update(st)
-			return st, reconcile.Revision(ctx, f.files), nil
-		},
-	}))
+		Load:            load,
+	}
+	err = r.Run(ctx, ls.track(lo))
 	log.Info("reconcile loop stopped")
 	if err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// openGit takes the lock of the state folder, opens the private clone in
+// it, syncs once and loads and wires the checked-out state (openLocked for
+// --git). A failed first sync goes on with the clone's last checkout;
+// without one, run fails.
+func openGit(ctx context.Context, g *globals, f *runFlags, reg prometheus.Registerer) (*gitsync.Repo, *wiring, func(), error) {
+	fail := func(err error) error { return &exitError{code: 1, err: err} }
+	gf := f.git
+	if len(f.files) > 0 {
+		return nil, nil, nil, fail(errors.New("-f and --git exclude each other: with --git, --path names the state files inside the repository"))
+	}
+	if gf.interval <= 0 {
+		return nil, nil, nil, fail(errors.New("--git-interval must be positive"))
+	}
+	if gf.verify != (gf.signers != "") {
+		return nil, nil, nil, fail(errors.New("--verify-commits and --allowed-signers FILE go together: the file names the keys whose signatures are trusted"))
+	}
+	dir := f.stateDir
+	if dir == "" {
+		// systemd's StateDirectory= (a colon-separated list).
+		dir, _, _ = strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	}
+	if dir == "" {
+		return nil, nil, nil, fail(errors.New("--git needs --state-dir DIR: the private clone and the lock live there (e.g. /var/lib/rds-reconcile)"))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, nil, fail(fmt.Errorf("--state-dir: %w", err))
+	}
+	lock, err := reconcile.AcquireLock(reconcile.LockPath(dir, nil), "rds-reconcile "+strings.Join(os.Args[1:], " "))
+	if err != nil {
+		return nil, nil, nil, fail(err)
+	}
+	sm, err := reconcile.NewSyncMetrics(reg)
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, fail(err)
+	}
+	log := g.logger().With("component", "git")
+	repo, err := gitsync.Open(ctx, gitsync.Options{
+		URL: gf.url, Ref: gf.ref, Dir: filepath.Join(dir, "git"), Paths: gf.paths,
+		KnownHostsFile: gf.knownHosts, SSHKeyFile: gf.sshKey, AllowedSigners: gf.signers, Logger: log,
+		OnSync: func(s gitsync.Status, _ error) {
+			sm.Synced(reconcile.GitSync{Ref: s.Ref, Revision: s.Short, CommitTime: s.Time, LastSync: s.LastSync,
+				Behind: s.Behind, Failure: s.Reason})
+		},
+	})
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, fail(fmt.Errorf("--git: %w", err))
+	}
+	if _, err := repo.Sync(ctx); err != nil {
+		log.Warn("git sync failed; going on with the last synced revision", "err", err, "revision", repo.Status().Short)
+	}
+	var st *spec.State
+	var files []string
+	_, err = repo.Read(ctx, func(fs []string) error {
+		files = fs
+		var err error
+		st, err = mustLoad(g, fs)
+		return err
+	})
+	if err != nil {
+		lock.Release()
+		if errors.Is(err, gitsync.ErrNoCheckout) {
+			err = fail(fmt.Errorf("--git: %w: %s", err, repo.Status().Error))
+		}
+		var ee *exitError
+		if !errors.As(err, &ee) {
+			err = fail(err)
+		}
+		return nil, nil, nil, err
+	}
+	w, err := wire(ctx, g, st, files)
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, fail(err)
+	}
+	// The loop names each pass's revision; the Reconciler is not bound to
+	// the first one.
+	w.rev = ""
+	return repo, w, func() { w.close(); lock.Release() }, nil
+}
+
+// noGitFlags refuses the --git options without --git.
+func noGitFlags(cmd *cobra.Command) error {
+	for _, n := range []string{"ref", "path", "git-interval", "git-known-hosts", "git-ssh-key", "verify-commits", "allowed-signers", "git-stale-after"} {
+		if cmd.Flags().Changed(n) {
+			return fmt.Errorf("--%s is an option of --git URL", n)
+		}
 	}
 	return nil
 }
@@ -289,6 +503,22 @@ func loopHandler(reg *prometheus.Registry, ls *loopState) http.Handler {
 			writeJSON(w, code, body)
 			return
 		}
+		if ls.git != nil {
+			gs := ls.git()
+			body["git"] = gs
+			since := gs.LastSync
+			if since.IsZero() {
+				since = ls.started
+			}
+			if d := time.Since(since); d > ls.gitStaleAfter {
+				// The last synced revision stays in force; this says that
+				// it may be old.
+				code = http.StatusServiceUnavailable
+				body["status"] = "degraded"
+				body["gitStaleFor"] = d.Round(time.Second).String()
+				body["gitStaleAfter"] = ls.gitStaleAfter.String()
+			}
+		}
 		if ls.lastErr != nil {
 			body["lastError"] = ls.lastErr.Error()
 			// A pass that could not observe (RDS unreachable) makes the
@@ -304,12 +534,24 @@ func loopHandler(reg *prometheus.Registry, ls *loopState) http.Handler {
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		ls.mu.Lock()
 		s := ls.status
+		git := ls.git
 		ls.mu.Unlock()
+		var gs *gitsync.Status
+		if git != nil {
+			v := git()
+			gs = &v
+		}
 		if s == nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no pass finished yet"})
+			writeJSON(w, http.StatusServiceUnavailable, struct {
+				Status string          `json:"status"`
+				Git    *gitsync.Status `json:"git,omitempty"`
+			}{"no pass finished yet", gs})
 			return
 		}
-		writeJSON(w, http.StatusOK, s)
+		writeJSON(w, http.StatusOK, struct {
+			*reconcile.Status
+			Git *gitsync.Status `json:"git,omitempty"`
+		}{s, gs})
 	})
 	return mux
 }
