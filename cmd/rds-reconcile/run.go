@@ -118,8 +118,8 @@ It holds the state's lock (see apply --help) while it runs.`,
   rds-reconcile run --git ssh://git@git.example.com/infra/rds-state.git --ref main --path targets/rds-1.yaml \
       --git-known-hosts /etc/rds-reconcile/git_known_hosts --git-ssh-key /etc/rds-reconcile/git_key \
       --state-dir /var/lib/rds-reconcile --interval 1m --listen 127.0.0.1:9470`,
-		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runLoop(cmd, g, f) },
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runLoop(cmd, g, f) },
 	}
 	addFileFlags(cmd, &f.files)
 	// -f or --git: one of them.
