@@ -106,6 +106,8 @@ type SSHClient struct {
 	roundTrips atomic.Int64
 	dials      atomic.Int64
 	jsonOff    atomic.Bool // JSON output proved unusable: stick to print detail
+	// lastProfile is the RouterOS release last read, for status.
+	lastProfile atomic.Pointer[Profile]
 }
 
 // connState is one SSH connection and what we learned about the router
@@ -116,7 +118,7 @@ type connState struct {
 
 	probeMu chan struct{} // held while probing; a channel so waiting honours ctx
 	probed  bool
-	json    bool
+	profile Profile // the RouterOS release, read once per connection
 
 	// Guarded by SSHClient.mu.
 	users    int       // callers between connect and release
@@ -565,48 +567,69 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// useJSON probes once per connection whether :serialize exists.
-func (c *SSHClient) useJSON(ctx context.Context) (bool, error) {
-	if c.cfg.DisableJSON || c.jsonOff.Load() {
-		return false, nil
-	}
+// profile reads the RouterOS version once per connection (the release
+// decides the output format and property names; a reconnect may find the
+// RDS upgraded). A Version call on the connection counts as the read.
+func (c *SSHClient) profile(ctx context.Context) (Profile, error) {
 	cs, err := c.connect(ctx)
 	if err != nil {
-		return false, c.transportError("probe", "", jsonProbe, err)
+		return Profile{}, c.transportError("probe", "", cmdResource, err)
 	}
 	defer c.release(cs)
 	select {
 	case cs.probeMu <- struct{}{}:
 	case <-ctx.Done():
-		return false, c.ctxError("probe", "", jsonProbe, ctx.Err(), false)
+		return Profile{}, c.ctxError("probe", "", cmdResource, ctx.Err(), false)
 	}
 	defer func() { <-cs.probeMu }()
 	if cs.probed {
-		return cs.json, nil
+		return cs.profile, nil
 	}
-	out, err := c.run(ctx, "probe", "", jsonProbe, false)
+	raw, err := c.readVersion(ctx, "probe")
 	if err != nil {
-		return false, err
+		return Profile{}, err
 	}
-	switch t := strings.TrimSpace(out); {
-	case t == "" || strings.HasPrefix(t, "["):
-		// An empty array may print as nothing at all.
-		cs.json = true
-	case errors.Is(classifyOutput(t), ErrRejected):
-		// "bad command name serialize": RouterOS before 7.13.
-		cs.json = false
-	default:
-		// Busy, a fault, garbage: do not remember an answer we did not get.
-		return false, outputError("probe", "", jsonProbe, t)
+	p := ProfileOf(raw)
+	if !p.Known {
+		c.log.Warn("rds version not understood; reading print detail and using the newest property names", "version", raw)
 	}
-	cs.probed = true
-	c.log.Debug("rds output format probed", "json", cs.json)
-	return cs.json, nil
+	c.log.Debug("rds RouterOS profile", "version", p.Raw, "json", p.JSONReads(), "nqnProperty", p.NQNProperty())
+	cs.profile, cs.probed = p, true
+	c.lastProfile.Store(&p)
+	return p, nil
 }
 
+// remember records a version read outside the probe on the current
+// connection, so the probe need not ask again.
+func (c *SSHClient) remember(raw string) {
+	p := ProfileOf(raw)
+	c.lastProfile.Store(&p)
+	c.mu.Lock()
+	cs := c.conn
+	c.mu.Unlock()
+	if cs == nil {
+		return
+	}
+	select {
+	case cs.probeMu <- struct{}{}:
+		if !cs.probed {
+			cs.profile, cs.probed = p, true
+		}
+		<-cs.probeMu
+	default: // a probe is running: it will know
+	}
+}
+
+// Profile returns the RouterOS release of the RDS and what it can do, read
+// once per connection.
+func (c *SSHClient) Profile(ctx context.Context) (Profile, error) { return c.profile(ctx) }
+
 func (c *SSHClient) reads(ctx context.Context) (readCommands, error) {
-	j, err := c.useJSON(ctx)
-	return readCommands{json: j, v: c.v}, err
+	if c.cfg.DisableJSON || c.jsonOff.Load() {
+		return readCommands{v: c.v}, nil
+	}
+	p, err := c.profile(ctx)
+	return readCommands{json: p.JSONReads(), v: c.v}, err
 }
 
 // read runs a read command and parses its items.
@@ -635,14 +658,26 @@ func parseSection(op, slot, cmd, out string, asJSON bool) ([]map[string]string, 
 	return items, nil
 }
 
-// write runs a mutating command: any output at all is an error.
+// write runs a mutating command: any output at all is an error. A command
+// carrying a property whose name depends on the release is adapted to the
+// RDS's profile first, and a refusal is explained by what the release
+// lacks.
 func (c *SSHClient) write(ctx context.Context, op, slot, cmd string) error {
-	out, err := c.run(ctx, op, slot, cmd, true)
+	var p Profile
+	sent := cmd
+	if needsProfile(cmd) {
+		var err error
+		if p, err = c.profile(ctx); err != nil {
+			return err
+		}
+		sent = p.Adapt(cmd)
+	}
+	out, err := c.run(ctx, op, slot, sent, true)
 	if err != nil {
 		return err
 	}
 	if strings.TrimSpace(out) != "" {
-		return outputError(op, slot, cmd, out)
+		return p.explain(cmd, outputError(op, slot, sent, out))
 	}
 	return nil
 }
@@ -946,18 +981,36 @@ func (c *SSHClient) Capacity(ctx context.Context) (Capacity, error) {
 	return p, nil
 }
 
-// Version returns the RouterOS version as printed, e.g. "7.16 (stable)".
+// Version returns the RouterOS version as printed, e.g. "7.16 (stable)". It
+// always asks the RDS, and the answer serves as the connection's profile.
 func (c *SSHClient) Version(ctx context.Context) (string, error) {
-	out, err := c.run(ctx, "version", "", cmdResource, false)
+	v, err := c.readVersion(ctx, "version")
+	if err == nil {
+		c.remember(v)
+	}
+	return v, err
+}
+
+// LastProfile is the profile most recently read, without asking the RDS;
+// ok is false before the first read.
+func (c *SSHClient) LastProfile() (Profile, bool) {
+	if p := c.lastProfile.Load(); p != nil {
+		return *p, true
+	}
+	return Profile{}, false
+}
+
+func (c *SSHClient) readVersion(ctx context.Context, op string) (string, error) {
+	out, err := c.run(ctx, op, "", cmdResource, false)
 	if err != nil {
 		return "", err
 	}
 	if line := errorLine(out); line != "" {
-		return "", outputError("version", "", cmdResource, line)
+		return "", outputError(op, "", cmdResource, line)
 	}
 	v := parseKeyValueLines(out)["version"]
 	if v == "" {
-		return "", &Error{Op: "version", Command: cmdResource, Output: capOutput(out), Err: fmt.Errorf("%w: no version in output", ErrRejected)}
+		return "", &Error{Op: op, Command: cmdResource, Output: capOutput(out), Err: fmt.Errorf("%w: no version in output", ErrRejected)}
 	}
 	return v, nil
 }

@@ -139,7 +139,7 @@ func TestSimAllOperations(t *testing.T) {
 			if out := srv.Exec(`/disk add type=file file-path=storage-pool/volumes/other.img file-size=1048576 slot="other"`); out != "" {
 				t.Fatal(out)
 			}
-			if out := srv.Exec(`/disk add type=file file-path=storage-pool/hand.img file-size=1048576 slot="hand" nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="` + nqnPfx + `hand"`); out != "" {
+			if out := srv.Exec(`/disk add type=file file-path=storage-pool/hand.img file-size=1048576 slot="hand" nvme-tcp-export=yes nvme-tcp-server-port=4420 ` + srv.NQNProperty() + `="` + nqnPfx + `hand"`); out != "" {
 				t.Fatal(out)
 			}
 			inv, err := c.List(ctx)
@@ -275,12 +275,12 @@ func TestSimListIsOneRoundTrip(t *testing.T) {
 			}
 			probes := 0
 			for _, cmd := range srv.Commands() {
-				if strings.Contains(cmd, "rds-reconcile-json-probe") {
+				if cmd == "/system resource print" {
 					probes++
 				}
 			}
 			if want := map[bool]int{true: 0, false: 1}[f.noJSON]; probes != want {
-				t.Errorf("%d format probes, want %d", probes, want)
+				t.Errorf("%d version probes, want %d", probes, want)
 			}
 		})
 	}
@@ -566,11 +566,11 @@ func TestSimFaults(t *testing.T) {
 		if c.Dials() < 3 {
 			t.Errorf("Dials = %d: drops did not force re-dials", c.Dials())
 		}
-		// The format is probed once per connection, not per command. (A
+		// The version is probed once per connection, not per command. (A
 		// probe may itself be the dropped command and be sent again.)
 		probes := 0
 		for _, cmd := range srv.Commands() {
-			if strings.Contains(cmd, "rds-reconcile-json-probe") {
+			if cmd == "/system resource print" {
 				probes++
 			}
 		}
@@ -701,8 +701,14 @@ func TestSimFaults(t *testing.T) {
 		if srv.RefusedSessions() == 0 {
 			t.Error("no session was refused: the cap was not exercised")
 		}
-		if n := len(srv.Commands()) - sent; n != 4 {
-			t.Errorf("%d commands reached the RDS, want the 4 creates once each", n)
+		creates := 0
+		for _, cmd := range srv.Commands()[sent:] {
+			if strings.HasPrefix(cmd, "/disk add") {
+				creates++
+			}
+		}
+		if creates != 4 {
+			t.Errorf("%d creates reached the RDS, want the 4 creates once each", creates)
 		}
 		// Bounded: when the slot stays taken past the command timeout,
 		// the command fails as not sent, in about the timeout.

@@ -209,7 +209,9 @@ func (r readCommands) diskWhere() string {
 
 func (r readCommands) print(menu, where string) string {
 	if r.json {
-		return ":put [:serialize to=json [" + menu + " print detail as-value where " + where + "]]"
+		// no-string-conversion keeps number-like strings (a slot "1e5")
+		// strings; JSON reads are used only where it exists (7.17+).
+		return ":put [:serialize to=json options=json.no-string-conversion [" + menu + " print detail as-value where " + where + "]]"
 	}
 	return menu + " print detail where " + where
 }
@@ -244,10 +246,5 @@ func (r readCommands) list() string {
 		`; :put "` + markExports + `"; ` + r.print("/disk", "nvme-tcp-export=yes") +
 		`; :put "` + markEnd + `"`
 }
-
-// jsonProbe answers a JSON array ("[]") where :serialize exists (RouterOS
-// 7.13+) and "bad command name serialize" otherwise. It lists disks with a
-// slot no volume can have, so the answer stays tiny.
-const jsonProbe = `:put [:serialize to=json [/disk print detail as-value where slot="rds-reconcile-json-probe"]]`
 
 const cmdResource = "/system resource print"

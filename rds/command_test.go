@@ -153,7 +153,7 @@ func TestCommands(t *testing.T) {
 		{rc.disks(), `/disk print detail where slot~"^pvc-"`},
 		{rcAll.disks(), `/disk print detail where type=file`},
 		{rc.pool(), `/disk print detail where mount-point="storage-pool"`},
-		{rcJSON.disks(), `:put [:serialize to=json [/disk print detail as-value where slot~"^pvc-"]]`},
+		{rcJSON.disks(), `:put [:serialize to=json options=json.no-string-conversion [/disk print detail as-value where slot~"^pvc-"]]`},
 		{rc.list(), `:put "##rds-reconcile:disks"; /disk print detail where slot~"^pvc-"; :put "##rds-reconcile:files"; /file print detail where name~"storage-pool/volumes/"; :put "##rds-reconcile:pool"; /disk print detail where mount-point="storage-pool"; :put "##rds-reconcile:exports"; /disk print detail where nvme-tcp-export=yes; :put "##rds-reconcile:end"`},
 	} {
 		if tc.got != tc.want {

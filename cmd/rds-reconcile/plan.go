@@ -100,6 +100,7 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 	if f.output == "json" {
 		err = reconcile.RenderJSON(g.stdout, p)
 	} else {
+		writeRDSVersion(g.stdout, w.rds)
 		err = reconcile.RenderPlanText(g.stdout, p, reconcile.TextOptions{Verbose: f.verbose})
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,7 +64,7 @@ kernel NVMe/TCP target (configfs, root) on --nvmet-addr.`,
 	fl.StringVar(&f.dir, "dir", "rds-sim", "folder for keys, known_hosts, state and disk images")
 	fl.StringVar(&f.backend, "backend", "memory", "where disks live: memory, files (sparse files in DIR/files) or nvmet (files exported by the kernel NVMe target)")
 	fl.BoolVar(&f.json, "json", true, "support :serialize to=json (RouterOS >= 7.13); --json=false acts like an older RouterOS")
-	fl.StringVar(&f.version, "routeros-version", "", `RouterOS version to report (default "7.16.2", or "7.12" with --json=false)`)
+	fl.StringVar(&f.version, "routeros-version", "", `RouterOS release to play (`+strings.Join(sim.Versions, ", ")+`, or any 7.x): what /system resource reports, :serialize from 7.13, json.no-string-conversion from 7.17, /disk nvme-tcp-server-nqn from 7.21 (nvme-tcp-name before); default `+sim.NewestVersion+`, or 7.12 with --json=false`)
 	fl.IntVar(&f.width, "width", 80, "console width print detail wraps at (a login name such as admin+ct120w overrides it)")
 	fl.StringVar(&f.poolSize, "pool-size", "1Ti", "storage pool size (bytes or 100Gi, 1Ti, ...)")
 	fl.StringVar(&f.nvmetAddr, "nvmet-addr", "127.0.0.1", "IPv4 address hosts connect to for NVMe/TCP (nvmet ports listen here)")

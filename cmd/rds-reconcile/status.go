@@ -55,6 +55,7 @@ drift follow. -o json prints the same as the run loop's /status endpoint.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(s)
 			}
+			writeRDSVersion(g.stdout, w.rds)
 			return reconcile.RenderStatusTable(g.stdout, s)
 		},
 	}

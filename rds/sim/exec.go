@@ -65,9 +65,12 @@ func (v value) String() string {
 	return ""
 }
 
-func (v value) json() string {
+func (v value) json(keep bool) string {
 	switch v.kind {
 	case vStr:
+		if !keep && numberLike(v.s) {
+			return stringConverted(v.s)
+		}
 		return jsonString(v.s)
 	case vIDs:
 		parts := make([]string, len(v.ids))
@@ -76,7 +79,7 @@ func (v value) json() string {
 		}
 		return "[" + strings.Join(parts, ",") + "]"
 	case vItems:
-		return renderJSON(v.items, v.proplist)
+		return renderJSON(v.items, v.proplist, keep)
 	}
 	return "[]"
 }
@@ -92,7 +95,7 @@ type interp struct {
 
 // run parses and runs a script and returns what RouterOS would print.
 func (s *Server) run(ctx context.Context, script string, width int) string {
-	cmds, err := parseScript(script, s.opts.JSON)
+	cmds, err := parseScript(script, s.prof)
 	if err != nil {
 		return err.Error() + "\n"
 	}
@@ -165,10 +168,28 @@ func (in *interp) eval(c *command, top bool) (value, error) {
 		if err != nil {
 			return value{}, err
 		}
-		if v.kind == vItems && len(v.proplist) == 0 {
-			return value{kind: vStr, s: in.itemsJSON(v.items)}, nil
+		// Without json.no-string-conversion (or before 7.17, which has no
+		// options) number-like strings print as floats.
+		keep := false
+		if o, ok := c.arg("options"); ok {
+			text, err := in.literal(o)
+			if err != nil {
+				return value{}, err
+			}
+			for _, opt := range strings.Split(text, ",") {
+				switch opt {
+				case "json.no-string-conversion":
+					keep = true
+				case "json.pretty":
+				default:
+					return value{}, noMatch("options")
+				}
+			}
 		}
-		return value{kind: vStr, s: v.json()}, nil
+		if v.kind == vItems && len(v.proplist) == 0 {
+			return value{kind: vStr, s: in.itemsJSON(v.items, keep)}, nil
+		}
+		return value{kind: vStr, s: v.json(keep)}, nil
 	}
 	switch c.menu {
 	case "disk":
@@ -204,9 +225,9 @@ func (in *interp) diskItem(d *diskRec, index int) item {
 	if f := in.s.st.byName[d.FilePath]; f != nil {
 		size = f.Size
 	}
-	flags := ""
+	flags := "B" // a file disk is a block device (real 7.21 output: "31 Bt")
 	if d.Disabled {
-		flags += "X"
+		flags = "X" + flags
 	}
 	if d.Export {
 		flags += "t"
@@ -218,7 +239,7 @@ func (in *interp) diskItem(d *diskRec, index int) item {
 		{fBytes("size", size), fBool("mount-filesystem", !d.NoMountFS), fBool("mount-read-only", false)},
 		{fBool("compress", false), fInt("sector-size", 512), fEnum("raid-master", "none")},
 		{fBool("nvme-tcp-export", d.Export), fInt("nvme-tcp-server-port", int64(d.Port)),
-			fStr("nvme-tcp-server-nqn", d.nqn())},
+			fStr(in.s.prof.nqnProperty(), d.nqn())},
 		{fStr("nvme-tcp-server-allow-host-name", d.AllowHost), fBool("iscsi-export", false)},
 		{fBool("nfs-sharing", false), fBool("smb-sharing", false), fBool("media-sharing", false)},
 		{fEnum("media-interface", "none"), fBool("swap", false)},
@@ -236,10 +257,14 @@ func (in *interp) touch() {
 
 // itemsJSON is renderJSON with each item's object remembered until the
 // next change: serialising thousands of disks is what clients do most.
-func (in *interp) itemsJSON(items []item) string {
+func (in *interp) itemsJSON(items []item, keep bool) string {
 	st := in.s.st
 	if st.json == nil || st.jsonVersion != st.version {
 		st.json, st.jsonVersion = map[int]string{}, st.version
+	}
+	conv := 0
+	if !keep {
+		conv = 1
 	}
 	var b strings.Builder
 	b.Grow(len(items) * 640) // a disk serialises to about 600 bytes
@@ -248,11 +273,12 @@ func (in *interp) itemsJSON(items []item) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		obj, ok := st.json[it.id]
+		key := it.id<<1 | conv // each item once per conversion mode
+		obj, ok := st.json[key]
 		if !ok {
-			obj = strings.TrimSuffix(strings.TrimPrefix(renderJSON([]item{it}, nil), "["), "]")
+			obj = strings.TrimSuffix(strings.TrimPrefix(renderJSON([]item{it}, nil, keep), "["), "]")
 			if it.id != 0 { // id 0: /system items, which change by themselves
-				st.json[it.id] = obj
+				st.json[key] = obj
 			}
 		}
 		b.WriteString(obj)
@@ -282,9 +308,11 @@ func fileItem(f *fileRec, index int) item {
 	if ext := path.Ext(f.Name); ext != "" {
 		typ = ext + " file"
 	}
+	// As real /file print detail: name unquoted without a leading slash,
+	// "type=.img file" unquoted, size rounded in units, last-modified.
 	return item{id: f.ID, index: index, groups: [][]field{{
-		fStr("name", f.Name), fStr("type", typ), fBytes("size", f.Size),
-		fEnum("creation-time", f.Created.UTC().Format("2006-01-02 15:04:05")),
+		fEnum("name", f.Name), fEnum("type", typ), fHuman("size", f.Size),
+		fEnum("last-modified", f.Created.UTC().Format("2006-01-02 15:04:05")),
 	}}}
 }
 
@@ -299,7 +327,7 @@ func (in *interp) fileItems() []item {
 var diskColumns = []column{{"SLOT", "slot"}, {"TYPE", "type"}, {"FS", "fs"}, {"SIZE", "size"},
 	{"FREE", "free"}, {"FILE-PATH", "file-path"}}
 var fileColumns = []column{{"NAME", "name"}, {"TYPE", "type"}, {"SIZE", "size"},
-	{"CREATION-TIME", "creation-time"}}
+	{"LAST-MODIFIED", "last-modified"}}
 
 func filter(items []item, e expr) []item {
 	if e == nil {
@@ -314,7 +342,7 @@ func filter(items []item, e expr) []item {
 	return out
 }
 
-func (in *interp) print(c *command, all []item, top bool, header string, cols []column) (value, error) {
+func (in *interp) print(c *command, all []item, top bool, flagged bool, cols []column) (value, error) {
 	flags := map[string]bool{}
 	for _, a := range c.args {
 		flags[a.text] = true
@@ -341,9 +369,9 @@ func (in *interp) print(c *command, all []item, top bool, header string, cols []
 	case flags["terse"]:
 		renderTerse(&in.out, items, len(all)-1)
 	case flags["detail"]:
-		renderDetail(&in.out, header, items, len(all)-1, in.width)
+		renderDetail(&in.out, flagged, items, len(all)-1, in.width)
 	default:
-		renderTable(&in.out, header, cols, items, len(all)-1)
+		renderTable(&in.out, flagged, cols, items, len(all)-1)
 	}
 	return value{}, nil
 }
@@ -376,10 +404,14 @@ func (in *interp) targets(c *command, resolve func(string) (int, bool)) ([]int, 
 			return nil, err
 		}
 		switch v.kind {
-		case vIDs:
+		case vIDs, vItems:
 			out = v.ids
-		case vItems:
-			out = ids(v.items)
+			if v.kind == vItems {
+				out = ids(v.items)
+			}
+			// A [find] that matches nothing makes set/remove do nothing,
+			// silently, as on RouterOS (not "no such item").
+			return out, nil
 		case vStr:
 			vn = valueNode{text: v.s}
 		}
@@ -474,6 +506,9 @@ func (in *interp) get(c *command, items []item, resolve func(string) (int, bool)
 		if err != nil {
 			return value{}, err
 		}
+		if len(id) == 0 {
+			return value{}, errNoSuchItem
+		}
 		var found []item
 		for _, it := range items {
 			if it.id == id[0] {
@@ -511,7 +546,7 @@ func (in *interp) get(c *command, items []item, resolve func(string) (int, bool)
 func (in *interp) disk(c *command, top bool) (value, error) {
 	switch c.verb {
 	case "print":
-		return in.print(c, in.diskItems(), top, diskFlagsHeader, diskColumns)
+		return in.print(c, in.diskItems(), top, true, diskColumns)
 	case "find":
 		return value{kind: vIDs, ids: ids(filter(in.diskItems(), c.where))}, nil
 	case "get":
@@ -540,6 +575,10 @@ func (in *interp) diskArgs(c *command) (map[string]string, error) {
 		v, err := in.literal(a.val)
 		if err != nil {
 			return nil, err
+		}
+		if a.name == "nvme-tcp-name" {
+			// The release's name for the NQN (parse checked which one).
+			a.name = "nvme-tcp-server-nqn"
 		}
 		vals[a.name] = v
 	}
@@ -868,7 +907,7 @@ func (in *interp) file(c *command, top bool) (value, error) {
 	st := in.s.st
 	switch c.verb {
 	case "print":
-		return in.print(c, in.fileItems(), top, "", fileColumns)
+		return in.print(c, in.fileItems(), top, false, fileColumns)
 	case "find":
 		return value{kind: vIDs, ids: ids(filter(in.fileItems(), c.where))}, nil
 	case "get":

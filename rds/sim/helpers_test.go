@@ -16,6 +16,10 @@ func newTestServer(t testing.TB, opts Options) *Server {
 	if opts.PoolSize == 0 {
 		opts.PoolSize = 100 << 30
 	}
+	if opts.Version == "" {
+		// The newest profile; JSON false still takes :serialize away.
+		opts.Version = NewestVersion
+	}
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -42,11 +42,12 @@ const (
 func TestScripts(t *testing.T) {
 	seeded := []string{refAdd, addDB, addLogs, addOther}
 	cases := []struct {
-		name  string
-		json  bool
-		width int
-		seed  []string
-		cmd   string
+		name    string
+		json    bool
+		version string
+		width   int
+		seed    []string
+		cmd     string
 	}{
 		// Output formats.
 		{name: "detail-ref-80", seed: []string{refAdd}, cmd: `/disk print detail where slot="pvc-test-123"`},
@@ -68,7 +69,7 @@ func TestScripts(t *testing.T) {
 		{name: "files", seed: seeded, cmd: `/file print detail where name~"\\.img\$"`},
 		{name: "files-table", seed: seeded, cmd: `/file print`},
 		{name: "resource", json: true, cmd: `/system resource print`},
-		{name: "resource-old", cmd: `/system/resource/print`},
+		{name: "resource-old", version: "7.12", cmd: `/system/resource/print`},
 		{name: "resource-get", cmd: `:put [/system resource get version]`},
 		{name: "identity", cmd: `/system identity print`},
 		{name: "inventory-one-trip", seed: seeded,
@@ -85,6 +86,19 @@ func TestScripts(t *testing.T) {
 		{name: "escapes", seed: []string{`/disk add type=file file-path="storage-pool/q.img" file-size=1M slot="a\"b\\c\$d" comment="x\_y"`}, cmd: `/disk print detail where slot="a\"b\\c\$d"`},
 		{name: "menu-change", seed: seeded, cmd: "/disk\nprint terse where slot=pvc-db"},
 		{name: "row-numbers", seed: seeded, cmd: `/disk set 2 comment=second; /disk print terse where comment=second`},
+		// Version profiles.
+		{name: "json-string-conversion", json: true, version: "7.16", seed: []string{`/disk add type=file file-path=storage-pool/v/1e5.img file-size=1M slot="1e5"`},
+			cmd: `:put [:serialize to=json [/disk print detail as-value where slot="1e5"]]`},
+		{name: "json-no-string-conversion", json: true, seed: []string{`/disk add type=file file-path=storage-pool/v/1e5.img file-size=1M slot="1e5"`},
+			cmd: `:put [:serialize to=json options=json.no-string-conversion [/disk print detail as-value where slot="1e5"]]`},
+		{name: "err-options-7.16", json: true, version: "7.16", cmd: `:put [:serialize to=json options=json.no-string-conversion [/disk print detail as-value]]`},
+		{name: "nqn-name-7.20", json: true, version: "7.20",
+			seed: []string{`/disk add type=file file-path=storage-pool/volumes/pvc-db.img file-size=1G slot=pvc-db nvme-tcp-export=yes nvme-tcp-name="nqn.2000-02.com.mikrotik:pvc-db"`},
+			cmd:  `/disk print detail where slot="pvc-db"; :put [/disk get pvc-db nvme-tcp-name]`},
+		{name: "err-server-nqn-7.20", version: "7.20", cmd: addDB},
+		{name: "err-nqn-name-7.21", cmd: `/disk add type=file file-path=storage-pool/a.img file-size=1G slot=a nvme-tcp-export=yes nvme-tcp-name="nqn.x:a"`},
+		{name: "file-sizes", seed: []string{`/disk add type=file file-path=storage-pool/g.img file-size=1G slot=g`, `/disk add type=file file-path=storage-pool/t.img file-size=10G slot=t`},
+			cmd: `/disk print terse proplist=slot,size,file-size where type=file; /file print detail`},
 		// Errors: text, never anything else.
 		{name: "err-bad-command", cmd: `/x`},
 		{name: "err-bad-verb", cmd: `/disk frobnicate`},
@@ -102,9 +116,9 @@ func TestScripts(t *testing.T) {
 		{name: "err-bad-type", cmd: `/disk add type=floppy file-path=storage-pool/a.img file-size=1G`},
 		{name: "err-path-escape", cmd: `/disk add type=file file-path=storage-pool/../etc/passwd file-size=1G slot=a`},
 		{name: "err-path-not-pool", cmd: `/disk add type=file file-path=tmp/a.img file-size=1G slot=a`},
-		{name: "err-no-such-item-set", seed: seeded, cmd: `/disk set [find slot="nope"] file-size=2G`},
+		{name: "find-none-set", seed: seeded, cmd: `/disk set [find slot="nope"] file-size=2G; :put "nothing, silently"`},
 		{name: "err-no-such-item-name", seed: seeded, cmd: `/disk set nope nvme-tcp-export=yes`},
-		{name: "err-no-such-item-remove", seed: seeded, cmd: `/disk remove [find slot="nope"]`},
+		{name: "find-none-remove", seed: seeded, cmd: `/disk remove [find slot="nope"]; /file remove [find name="nope"]; :put "nothing, silently"`},
 		{name: "err-not-enough-space", seed: seeded, cmd: `/disk add type=file file-path=storage-pool/big.img file-size=40G slot=big`},
 		{name: "err-grow-no-space", seed: seeded, cmd: `/disk set pvc-db file-size=60G`},
 		{name: "err-shrink", seed: seeded, cmd: `/disk set pvc-db file-size=1G`},
@@ -118,7 +132,7 @@ func TestScripts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newTestServer(t, Options{JSON: tc.json, Width: tc.width})
+			s := newTestServer(t, Options{JSON: tc.json, Version: tc.version, Width: tc.width})
 			for _, sc := range tc.seed {
 				mustExec(t, s, sc)
 			}
@@ -148,7 +162,7 @@ func TestReferenceDetail(t *testing.T) {
 	it := in.diskItem(s.st.Disks[0], 0)
 	it.flags = "" // the capture shows no flag letters
 	var b strings.Builder
-	renderDetail(&b, "", []item{it}, 0, 80)
+	renderDetail(&b, false, []item{it}, 0, 80)
 	if got := strings.TrimSuffix(b.String(), "\n"); got != ref {
 		t.Errorf("got\n%s\nwant\n%s", got, ref)
 	}
@@ -209,7 +223,7 @@ func TestQuoteRoundTrip(t *testing.T) {
 }
 
 func TestHumanAndThousands(t *testing.T) {
-	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1.0KiB", 50 << 30: "50.0GiB", 1536 << 20: "1.5GiB"} {
+	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1024B", 1 << 30: "1024.0MiB", 1 << 40: "1024.0GiB", 10 << 30: "10.0GiB", 50 << 30: "50.0GiB", 1536 << 20: "1.5GiB"} {
 		if got := human(n); got != want {
 			t.Errorf("human(%d) = %s, want %s", n, got, want)
 		}

@@ -59,10 +59,10 @@ func (c *command) arg(name string) (valueNode, bool) {
 }
 
 type parser struct {
-	toks    []token
-	i       int
-	menu    string // current menu, changed by a bare "/disk"
-	hasJSON bool
+	toks []token
+	i    int
+	menu string // current menu, changed by a bare "/disk"
+	prof profile
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -76,12 +76,12 @@ func (p *parser) next() token {
 
 // parseScript parses a whole script. RouterOS parses everything before it
 // runs anything, so one syntax error anywhere means nothing runs.
-func parseScript(src string, hasJSON bool) ([]*command, error) {
+func parseScript(src string, prof profile) ([]*command, error) {
 	toks, err := lex(src)
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks, hasJSON: hasJSON}
+	p := &parser{toks: toks, prof: prof}
 	var cmds []*command
 	for {
 		t := p.peek()
@@ -122,7 +122,7 @@ func (p *parser) parseCommand() (*command, error) {
 		switch {
 		case name == "put":
 			c.verb = "put"
-		case name == "serialize" && p.hasJSON:
+		case name == "serialize" && p.prof.serialize:
 			c.verb = "serialize"
 		default:
 			return nil, badCommand(name, np)
@@ -146,7 +146,7 @@ func (p *parser) parseCommand() (*command, error) {
 	if err := p.parseArgs(c); err != nil {
 		return nil, err
 	}
-	return c, checkArgs(c)
+	return c, checkArgs(c, p.prof)
 }
 
 // parsePath resolves "/disk print", "/disk/print", "/system resource print".
@@ -435,10 +435,10 @@ func (p *parser) parseUnary(menu string) (expr, error) {
 // Arguments each command accepts.
 var (
 	diskAddArgs = []string{"type", "file-path", "file-size", "slot", "nvme-tcp-export",
-		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-server-allow-host-name",
+		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-name", "nvme-tcp-server-allow-host-name",
 		"comment", "disabled", "mount-filesystem"}
 	diskSetArgs = []string{"numbers", "file-size", "slot", "nvme-tcp-export",
-		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-server-allow-host-name",
+		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-name", "nvme-tcp-server-allow-host-name",
 		"comment", "disabled", "mount-filesystem"}
 	printFlags = []string{"detail", "terse", "brief", "as-value", "without-paging", "count-only"}
 )
@@ -454,10 +454,10 @@ func contains(list []string, s string) bool {
 
 // checkArgs refuses, at parse time, arguments a command does not have:
 // RouterOS answers "expected end of command" at the first unknown one.
-func checkArgs(c *command) error {
+func checkArgs(c *command, prof profile) error {
 	allowNamed := func(names ...string) error {
 		for _, a := range c.named {
-			if !contains(names, a.name) {
+			if !contains(names, a.name) || !prof.knows(c.verb, a.name) {
 				return expectedEnd(a.pos)
 			}
 		}

@@ -82,20 +82,23 @@ func (f field) terse() string {
 	}
 }
 
-// json renders the value as RouterOS's :serialize does: booleans, integers,
-// and for rounded sizes a float with six decimals ("2048.000000").
-func (f field) json() string {
+// json renders the value as RouterOS's :serialize does: booleans, numeric
+// fields as integers (sizes too, in bytes), strings as strings, except that
+// without json.no-string-conversion (keep false) a number-like string
+// prints as a float ("1e5" -> 100000.000000).
+func (f field) json(keep bool) string {
 	switch f.kind {
 	case kBool:
 		if f.b {
 			return "true"
 		}
 		return "false"
-	case kInt, kBytes:
+	case kInt, kBytes, kHuman:
 		return strconv.FormatInt(f.n, 10)
-	case kHuman:
-		return strconv.FormatInt(f.n, 10) + ".000000"
 	default:
+		if !keep && numberLike(f.s) {
+			return stringConverted(f.s)
+		}
 		return jsonString(f.s)
 	}
 }
@@ -145,15 +148,16 @@ func thousands(n int64) string {
 }
 
 // human rounds a byte count the way RouterOS displays file-size: binary
-// units, one decimal.
+// units, one decimal, and a unit is taken only above 1024 of the one below:
+// real RDS output prints 1 GiB as "1024.0MiB" and 1 TiB as "1024.0GiB".
 func human(n int64) string {
-	if n < 1024 {
+	if n <= 1024 {
 		return strconv.FormatInt(n, 10) + "B"
 	}
 	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 	v := float64(n)
 	u := -1
-	for v >= 1024 && u < len(units)-1 {
+	for v > 1024 && u < len(units)-1 {
 		v /= 1024
 		u++
 	}
@@ -223,31 +227,80 @@ func (it item) asValue(proplist []string) []field {
 	return fs
 }
 
-const diskFlagsHeader = "Flags: X - disabled; B - block-device; M - mounted; t - nvme-tcp-export"
+// flagNames are the /disk flags in the order RouterOS lists them, with the
+// upper-case names its Flags header gives them.
+var flagNames = []struct {
+	letter byte
+	name   string
+}{{'X', "DISABLED"}, {'B', "BLOCK-DEVICE"}, {'M', "MOUNTED"}, {'t', "NVME-TCP-EXPORT"}}
 
-// rowPrefix is " 0 t  ": the row number right-aligned, the flags padded to a
-// common width (at least two, as on hardware), and a space.
+// flagLayout is the flag letters the listed items show, in header order:
+// RouterOS's header names only those (real 7.21 output: "Flags: B -
+// BLOCK-DEVICE; t - NVME-TCP-EXPORT"), and each letter has its own column
+// ("27 B r type=raid" when M is missing from a row).
+type flagLayout []byte
+
+func layoutOf(items []item) flagLayout {
+	var l flagLayout
+	for _, f := range flagNames {
+		for _, it := range items {
+			if strings.IndexByte(it.flags, f.letter) >= 0 {
+				l = append(l, f.letter)
+				break
+			}
+		}
+	}
+	return l
+}
+
+// header is "Flags: B - BLOCK-DEVICE; t - NVME-TCP-EXPORT", or "" when no
+// item has a flag.
+func (l flagLayout) header() string {
+	var parts []string
+	for _, c := range l {
+		for _, f := range flagNames {
+			if f.letter == c {
+				parts = append(parts, string(c)+" - "+f.name)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Flags: " + strings.Join(parts, "; ")
+}
+
+// cell puts an item's flag letters in their columns.
+func (l flagLayout) cell(flags string) string {
+	b := make([]byte, len(l))
+	for i, c := range l {
+		b[i] = ' '
+		if strings.IndexByte(flags, c) >= 0 {
+			b[i] = c
+		}
+	}
+	return string(b)
+}
+
+// rowPrefix is " 0 Bt ": the row number right-aligned, the flag columns
+// (padded to at least two, as on hardware), and a space.
 func rowPrefix(index, numWidth, flagWidth int, flags string) string {
 	return fmt.Sprintf("%*d %-*s ", numWidth, index, flagWidth, flags)
 }
 
 func widths(items []item, maxIndex int) (numWidth, flagWidth int) {
-	numWidth = len(strconv.Itoa(maxIndex)) + 1
-	flagWidth = 2
-	for _, it := range items {
-		flagWidth = max(flagWidth, len(it.flags))
-	}
-	return numWidth, flagWidth
+	return len(strconv.Itoa(maxIndex)) + 1, max(2, len(layoutOf(items)))
 }
 
 // renderDetail prints items as `print detail` does on a console of the given
 // width: each group of fields starts a new line, fields that do not fit move
 // to the next line, and a field longer than a whole line is split mid-value.
-func renderDetail(b *strings.Builder, header string, items []item, maxIndex, width int) {
+func renderDetail(b *strings.Builder, flagged bool, items []item, maxIndex, width int) {
 	if len(items) == 0 {
 		return
 	}
-	if header != "" {
+	layout := layoutOf(items)
+	if header := layout.header(); flagged && header != "" {
 		parts := strings.Split(header, "; ")
 		for i := range parts[:len(parts)-1] {
 			parts[i] += ";"
@@ -257,7 +310,7 @@ func renderDetail(b *strings.Builder, header string, items []item, maxIndex, wid
 	b.Grow(len(items) * 800) // a disk prints about 700 bytes
 	nw, fw := widths(items, maxIndex)
 	for _, it := range items {
-		prefix := rowPrefix(it.index, nw, fw, it.flags)
+		prefix := rowPrefix(it.index, nw, fw, layout.cell(it.flags))
 		w := lineWriter{b: b, width: max(width, len(prefix)+10), indent: len(prefix)}
 		b.WriteString(prefix)
 		w.col, w.fresh = len(prefix), true
@@ -338,8 +391,9 @@ func (w *lineWriter) token(tok string) {
 // renderTerse prints one line per item.
 func renderTerse(b *strings.Builder, items []item, maxIndex int) {
 	nw, fw := widths(items, maxIndex)
+	layout := layoutOf(items)
 	for _, it := range items {
-		b.WriteString(rowPrefix(it.index, nw, fw, it.flags))
+		b.WriteString(rowPrefix(it.index, nw, fw, layout.cell(it.flags)))
 		var parts []string
 		if it.comment != "" {
 			parts = append(parts, "comment="+quote(it.comment))
@@ -364,7 +418,7 @@ func renderAsValue(b *strings.Builder, items []item, proplist []string) {
 }
 
 // renderJSON is :serialize to=json of a list of items.
-func renderJSON(items []item, proplist []string) string {
+func renderJSON(items []item, proplist []string, keep bool) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i, it := range items {
@@ -376,7 +430,7 @@ func renderJSON(items []item, proplist []string) string {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(jsonString(f.name) + ":" + f.json())
+			b.WriteString(jsonString(f.name) + ":" + f.json(keep))
 		}
 		b.WriteByte('}')
 	}
@@ -391,12 +445,13 @@ type column struct {
 }
 
 // renderTable prints the plain `print` form.
-func renderTable(b *strings.Builder, header string, cols []column, items []item, maxIndex int) {
+func renderTable(b *strings.Builder, flagged bool, cols []column, items []item, maxIndex int) {
 	if len(items) == 0 {
 		return
 	}
-	if header != "" {
-		b.WriteString(strings.ToUpper(header[:1]) + header[1:] + "\n")
+	layout := layoutOf(items)
+	if header := layout.header(); flagged && header != "" {
+		b.WriteString(header + "\n")
 	}
 	titles := make([]string, len(cols))
 	for i, c := range cols {
@@ -409,7 +464,7 @@ func renderTable(b *strings.Builder, header string, cols []column, items []item,
 	head = append(head, titles...)
 	rows = append(rows, head)
 	for _, it := range items {
-		row := []string{strings.TrimRight(rowPrefix(it.index, nw, fw, it.flags), " ")}
+		row := []string{strings.TrimRight(rowPrefix(it.index, nw, fw, layout.cell(it.flags)), " ")}
 		byName := map[string]field{}
 		for _, f := range it.fields() {
 			byName[f.name] = f
@@ -452,7 +507,7 @@ var menuFields = map[string][]string{
 	"disk": {".id", "comment", "disabled", "type", "slot", "slot-default", "parent", "fs",
 		"model", "size", "free", "mount-point", "mount-filesystem", "mount-read-only",
 		"compress", "sector-size", "raid-master", "raid-type", "nvme-tcp-export",
-		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-server-allow-host-name",
+		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-name", "nvme-tcp-server-allow-host-name",
 		"iscsi-export", "nfs-sharing", "smb-sharing", "media-sharing", "media-interface",
 		"swap", "file-path", "file-size", "file-offset", "block-device", "mounted"},
 	"file": {".id", "name", "type", "size", "creation-time", "last-modified"},

@@ -41,7 +41,7 @@ func TestServeDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sim")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := ServeDir(ctx, dir, "127.0.0.1:0", Options{})
+	s, err := ServeDir(ctx, dir, "127.0.0.1:0", Options{Version: NewestVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestServeDir(t *testing.T) {
 	s.Close()
 
 	// Restarted on the same folder: same keys, same disks.
-	s2, err := ServeDir(ctx, dir, "127.0.0.1:0", Options{})
+	s2, err := ServeDir(ctx, dir, "127.0.0.1:0", Options{Version: NewestVersion})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,11 @@ type Options struct {
 	// JSON enables :serialize to=json (RouterOS >= 7.13); without it the
 	// simulator answers like an older RouterOS ("bad command name serialize").
 	JSON bool
-	// Version is what /system resource prints: "7.16.2" by default, "7.12"
-	// when JSON is off.
+	// Version is the RouterOS release played (see Versions): what /system
+	// resource prints, and the profile: :serialize from 7.13,
+	// options=json.no-string-conversion from 7.17, /disk
+	// nvme-tcp-server-nqn from 7.21 (nvme-tcp-name before). NewestVersion
+	// by default, "7.12" when JSON is off.
 	Version string
 	// Width is the console width `print detail` wraps at (80 by default); a
 	// login name such as "admin+ct120w" sets it per connection.
@@ -120,6 +123,7 @@ type Server struct {
 	poolName   string
 	poolSize   int64
 	version    string
+	prof       profile
 	started    time.Time
 	now        func() time.Time
 	hostSigner ssh.Signer
@@ -171,9 +175,10 @@ func New(opts Options) (*Server, error) {
 	if s.version == "" {
 		s.version = "7.12"
 		if opts.JSON {
-			s.version = "7.16.2"
+			s.version = NewestVersion
 		}
 	}
+	s.prof = profileOf(s.version, opts.JSON)
 	s.backend = opts.Backend
 	if s.backend == nil {
 		s.backend = NewMemoryBackend(1 << 40)
@@ -447,6 +452,13 @@ func (s *Server) Pool() (size, free int64) {
 	return s.poolSize, s.poolSize - s.st.used
 }
 
+// Version is the RouterOS release the simulator plays.
+func (s *Server) Version() string { return s.version }
+
+// NQNProperty is the /disk property holding an export's NQN in the release
+// played: nvme-tcp-server-nqn from 7.21, nvme-tcp-name before.
+func (s *Server) NQNProperty() string { return s.prof.nqnProperty() }
+
 // SeedDiskSize is the size of each disk SeedDisks creates.
 const SeedDiskSize int64 = 8 << 20
 
@@ -459,8 +471,8 @@ func (s *Server) SeedDisks(n int, prefix string) error {
 		for i := start; i < min(n, start+chunk); i++ {
 			slot := fmt.Sprintf("%s%05d", prefix, i)
 			fmt.Fprintf(&b, "/disk add type=file file-path=%s/volumes/%s.img file-size=%d slot=%s "+
-				"nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn=%s\n",
-				s.poolName, slot, SeedDiskSize, quote(slot), quote("nqn.2000-02.com.mikrotik:"+slot))
+				"nvme-tcp-export=yes nvme-tcp-server-port=4420 %s=%s\n",
+				s.poolName, slot, SeedDiskSize, quote(slot), s.prof.nqnProperty(), quote("nqn.2000-02.com.mikrotik:"+slot))
 		}
 		if out := s.Exec(b.String()); out != "" {
 			return fmt.Errorf("seed disks: %s", strings.TrimSpace(out))
@@ -557,8 +569,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		sessions.Add(1)
 		go func() {
 			defer sessions.Done()
-			defer s.releaseSession()
-			s.serveSession(ctx, c, ch, creqs, width)
+			release := sync.OnceFunc(s.releaseSession)
+			defer release()
+			s.serveSession(ctx, c, ch, creqs, width, release)
 		}()
 	}
 }
@@ -600,7 +613,11 @@ func (s *Server) releaseSession() {
 	s.fmu.Unlock()
 }
 
-func (s *Server) serveSession(ctx context.Context, c net.Conn, ch ssh.Channel, reqs <-chan *ssh.Request, width int) {
+// release frees the session's place under Faults.MaxSessions; an exec
+// session frees it once its answer is complete, before the client can see
+// the end of it, so a client that waits for one command to end before
+// opening the next session never trips the cap.
+func (s *Server) serveSession(ctx context.Context, c net.Conn, ch ssh.Channel, reqs <-chan *ssh.Request, width int, release func()) {
 	defer ch.Close()
 	pty := false
 	for req := range reqs {
@@ -618,6 +635,7 @@ func (s *Server) serveSession(ctx context.Context, c net.Conn, ch ssh.Channel, r
 				return
 			}
 			_, _ = io.WriteString(ch, out)
+			release()
 			// RouterOS reports errors as text; the exit status is always 0.
 			_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 			return
