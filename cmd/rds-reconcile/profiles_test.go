@@ -55,3 +55,35 @@ func TestRouterOSProfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestSimCommandRouterOSVersion: --routeros-version selects the profile:
+// the version printed, :serialize and its options, the NQN property.
+func TestSimCommandRouterOSVersion(t *testing.T) {
+	for _, tc := range []struct {
+		args                 []string
+		version, serialize   string
+		options, nqn, badNQN string
+	}{
+		{nil, sim.NewestVersion, "[]", "[]", "nvme-tcp-server-nqn", "nvme-tcp-name"},
+		{[]string{"--routeros-version", "7.20"}, "7.20", "[]", "[]", "nvme-tcp-name", "nvme-tcp-server-nqn"},
+		{[]string{"--routeros-version", "7.16"}, "7.16", "[]", "expected end of command", "nvme-tcp-name", "nvme-tcp-server-nqn"},
+		{[]string{"--routeros-version", "7.12"}, "7.12", "bad command name serialize", "bad command name serialize", "nvme-tcp-name", "nvme-tcp-server-nqn"},
+		{[]string{"--json=false"}, "7.12", "bad command name serialize", "bad command name serialize", "nvme-tcp-name", "nvme-tcp-server-nqn"},
+	} {
+		t.Run(tc.version+strings.Join(tc.args, ""), func(t *testing.T) {
+			tg, _ := startSimCmd(t, tc.args...)
+			c := dialTarget(t, tg)
+			check := func(cmd, want string) {
+				t.Helper()
+				if out, err := simRun(c, cmd); err != nil || !strings.HasPrefix(out, want) {
+					t.Errorf("%s: %q %v, want %q...", cmd, out, err, want)
+				}
+			}
+			check(`:put [/system resource get version]`, tc.version+" (stable)")
+			check(`:put [:serialize to=json [/disk print detail as-value where slot="none"]]`, tc.serialize)
+			check(`:put [:serialize to=json options=json.no-string-conversion [/disk print detail as-value where slot="none"]]`, tc.options)
+			check(`/disk add type=file file-path=storage-pool/volumes/pvc-a.img file-size=1M slot=pvc-a nvme-tcp-export=yes `+tc.badNQN+`="nqn.x:a"`, "expected end of command")
+			check(`/disk add type=file file-path=storage-pool/volumes/pvc-a.img file-size=1M slot=pvc-a nvme-tcp-export=yes `+tc.nqn+`="nqn.x:a"; :put [/disk get pvc-a `+tc.nqn+`]`, "nqn.x:a")
+		})
+	}
+}
