@@ -32,6 +32,9 @@ type Status struct {
 	Foreign []ForeignController `json:"foreign"`
 	Drift   []Drift             `json:"drift"`
 	Plan    Summary             `json:"plan"`
+	// RDSVersion is the RDS's RouterOS release as it prints it ("7.21
+	// (stable)"), read once per connection; absent when unknown.
+	RDSVersion string `json:"rdsVersion,omitempty"`
 }
 
 // VolumeStatus is one declared volume.
@@ -91,6 +94,7 @@ func (r *Reconciler) StatusIn(ctx context.Context, st *spec.State, sc Scope) (*S
 	s := BuildStatusIn(st, obs, r.opts.Host, sc)
 	r.opts.Metrics.observeStatus(s, obs)
 	s.Revision = r.opts.Revision
+	s.RDSVersion = r.rdsVersion()
 	s.Time = r.opts.Now().UTC()
 	return s, nil
 }

@@ -52,6 +52,10 @@ func TestRouterOSProfiles(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "RDS: RouterOS "+v) || !strings.Contains(out, "Ready") {
 				t.Errorf("status: exit %d\n%s", code, out)
 			}
+			code, out, _ = e.cli("status", "-f", e.state, "-o", "json")
+			if code != 0 || !strings.Contains(out, `"rdsVersion": "`+v+` (stable)"`) {
+				t.Errorf("status JSON does not name the release: exit %d\n%s", code, out)
+			}
 		})
 	}
 }
