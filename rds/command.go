@@ -129,10 +129,14 @@ func cmdAdd(r CreateRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	acl, err := allowHostsArg(r.SetAllowHosts, r.AllowHosts)
+	if err != nil {
+		return "", err
+	}
 	// Plain bytes: units such as 1G would be truncated by some tools.
 	return "/disk add type=file file-path=" + fp + " file-size=" + strconv.FormatInt(r.Size, 10) +
 		" slot=" + slot + " mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=" + strconv.Itoa(r.Port) +
-		" nvme-tcp-server-nqn=" + nqn, nil
+		" nvme-tcp-server-nqn=" + nqn + acl, nil
 }
 
 func findSlot(slot string) (string, error) {
@@ -152,8 +156,12 @@ func cmdSetExport(r ExportRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	acl, err := allowHostsArg(r.SetAllowHosts, r.AllowHosts)
+	if err != nil {
+		return "", err
+	}
 	return "/disk set " + f + " mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=" + strconv.Itoa(r.Port) +
-		" nvme-tcp-server-nqn=" + nqn, nil
+		" nvme-tcp-server-nqn=" + nqn + acl, nil
 }
 
 func cmdGrow(slot string, size int64) (string, error) {

@@ -409,6 +409,8 @@ type Disk struct {
 	Disabled bool
 	// MountFilesystem is RouterOS's mount-filesystem (default yes).
 	MountFilesystem bool
+	// AllowHost is nvme-tcp-server-allow-host-name as set ("" = any host).
+	AllowHost string
 }
 
 // File is a snapshot of one file.
@@ -429,7 +431,7 @@ func (s *Server) Disks() []Disk {
 		}
 		out = append(out, Disk{Slot: d.Slot, Type: "file", FilePath: d.FilePath, Size: size,
 			Export: d.Export, Port: d.Port, NQN: d.nqn(), Comment: d.Comment, Disabled: d.Disabled,
-			MountFilesystem: !d.NoMountFS})
+			MountFilesystem: !d.NoMountFS, AllowHost: d.AllowHost})
 	}
 	return out
 }
