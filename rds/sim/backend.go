@@ -22,6 +22,17 @@ type Export struct {
 	Port int
 	Path string // RouterOS file path, no leading '/': storage-pool/volumes/db.img
 	On   bool
+	// AllowHost is the disk's nvme-tcp-server-allow-host-name as set: ""
+	// admits every host, else the host NQNs (rds.ParseAllowHosts). A
+	// change of it alone is applied in place (Export again with On), never
+	// by unexporting: live controllers stay.
+	AllowHost string
+}
+
+// sameExceptACL says whether two exports differ at most in their allow list.
+func sameExceptACL(a, b Export) bool {
+	a.AllowHost, b.AllowHost = "", ""
+	return a == b
 }
 
 // Backend stores the disks' files and exports them. The simulator keeps the
@@ -40,6 +51,7 @@ type Backend interface {
 	// Remove deletes a file.
 	Remove(ctx context.Context, path string) error
 	// Export turns a disk's NVMe/TCP export on or off; both are idempotent.
+	// Export with On on an exported disk applies its allow list in place.
 	Export(ctx context.Context, e Export) error
 	// Close releases what the backend holds; exports are left as they are.
 	Close() error

@@ -843,7 +843,14 @@ func (in *interp) diskSet(c *command) error {
 			f.Size = size
 			in.touch()
 		}
-		if oldExp != newExp {
+		switch {
+		case oldExp == newExp:
+		case oldExp.On && newExp.On && sameExceptACL(oldExp, newExp):
+			// Only the allow list changed: in place, controllers stay.
+			if err := in.s.backend.Export(in.ctx, newExp); err != nil {
+				return in.backendErr("export", err)
+			}
+		default:
 			if oldExp.On {
 				oldExp.On = false
 				if err := in.s.backend.Export(in.ctx, oldExp); err != nil {

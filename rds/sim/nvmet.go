@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rds-reconcile/rds-reconcile/rds"
 )
 
 // DefaultConfigFS is where the kernel NVMe target's configfs lives.
@@ -17,7 +20,9 @@ const DefaultConfigFS = "/sys/kernel/config/nvmet"
 // NVMetBackend keeps sparse files like FileBackend and exports each
 // exported disk through the Linux kernel NVMe target (nvmet) over TCP:
 //
-//	subsystems/<nqn>                 attr_allow_any_host=1
+//	subsystems/<nqn>                 attr_allow_any_host=1 (empty allow list)
+//	subsystems/<nqn>                 attr_allow_any_host=0, and per allowed host:
+//	subsystems/<nqn>/allowed_hosts/<hostnqn> -> hosts/<hostnqn>
 //	subsystems/<nqn>/namespaces/1    device_path, buffered_io=1, enable=1
 //	ports/<tcp port>                 addr_adrfam=ipv4 addr_trtype=tcp addr_traddr addr_trsvcid
 //	ports/<tcp port>/subsystems/<nqn> -> subsystems/<nqn>
@@ -33,6 +38,9 @@ type NVMetBackend struct {
 	// rmdir removes a configfs directory; tests swap it for one that acts
 	// like configfs on a plain directory tree (where attributes are files).
 	rmdir func(string) error
+	// symlink makes a configfs link; tests swap it to play the kernel's
+	// rules.
+	symlink func(oldname, newname string) error
 }
 
 // NewNVMetBackend stores files under dir and exports them through the nvmet
@@ -41,7 +49,7 @@ func NewNVMetBackend(dir, configfs, addr string) *NVMetBackend {
 	if configfs == "" {
 		configfs = DefaultConfigFS
 	}
-	return &NVMetBackend{FileBackend: NewFileBackend(dir), root: configfs, addr: addr, rmdir: os.Remove}
+	return &NVMetBackend{FileBackend: NewFileBackend(dir), root: configfs, addr: addr, rmdir: os.Remove, symlink: os.Symlink}
 }
 
 func (n *NVMetBackend) subsys(nqn string) string { return filepath.Join(n.root, "subsystems", nqn) }
@@ -122,12 +130,12 @@ func (n *NVMetBackend) exportOn(e Export) error {
 	port := n.port(e.Port)
 	link := filepath.Join(port, "subsystems", e.NQN)
 	if exists(link) {
-		return nil // already exported
+		return n.allowHosts(sub, e.AllowHost) // already exported: the allow list in place
 	}
 	if err := os.MkdirAll(ns, 0o755); err != nil {
 		return fmt.Errorf("nvmet namespace: %w", err)
 	}
-	if err := writeAttr(sub, "attr_allow_any_host", "1"); err != nil {
+	if err := n.allowHosts(sub, e.AllowHost); err != nil {
 		return err
 	}
 	// device_path cannot change while the namespace is enabled.
@@ -163,10 +171,65 @@ func (n *NVMetBackend) exportOn(e Export) error {
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		return fmt.Errorf("nvmet port: %w", err)
 	}
-	if err := os.Symlink(sub, link); err != nil {
+	if err := n.symlink(sub, link); err != nil {
 		return fmt.Errorf("nvmet link: %w", err)
 	}
 	return nil
+}
+
+// allowHosts makes the subsystem admit the hosts of a RouterOS allow list
+// (rds.ParseAllowHosts): every host when it is empty, else exactly the
+// listed host NQNs. The kernel refuses an allowed_hosts link while
+// attr_allow_any_host is 1 and attr_allow_any_host=1 while links exist,
+// so closing writes 0 before linking and opening unlinks before writing
+// 1. New hosts are linked before old ones are unlinked. Host folders
+// (hosts/<hostnqn>) are made when missing and left: other subsystems may
+// link them. The Linux target keeps a live controller whose host is
+// unlinked (it checks the list at connect only).
+func (n *NVMetBackend) allowHosts(sub, allow string) error {
+	want := rds.ParseAllowHosts(allow)
+	dir := filepath.Join(sub, "allowed_hosts")
+	have, _ := os.ReadDir(dir)
+	unlink := func(keep func(string) bool) error {
+		for _, h := range have {
+			if keep(h.Name()) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, h.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("nvmet allowed host: %w", err)
+			}
+		}
+		return nil
+	}
+	if len(want) == 0 {
+		if err := unlink(func(string) bool { return false }); err != nil {
+			return err
+		}
+		return writeAttr(sub, "attr_allow_any_host", "1")
+	}
+	for _, h := range want {
+		if strings.ContainsAny(h, "/\x00") || h == "." || h == ".." {
+			return fmt.Errorf("nvmet: bad host nqn %q", h)
+		}
+	}
+	if err := writeAttr(sub, "attr_allow_any_host", "0"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("nvmet allowed hosts: %w", err)
+	}
+	for _, h := range want {
+		host := filepath.Join(n.root, "hosts", h)
+		if err := os.MkdirAll(host, 0o755); err != nil {
+			return fmt.Errorf("nvmet host: %w", err)
+		}
+		if l := filepath.Join(dir, h); !exists(l) {
+			if err := n.symlink(host, l); err != nil {
+				return fmt.Errorf("nvmet allow host: %w", err)
+			}
+		}
+	}
+	return unlink(func(name string) bool { return slices.Contains(want, name) })
 }
 
 // exportOff undoes exportOn in reverse: unlink from the port, disable and
@@ -177,6 +240,14 @@ func (n *NVMetBackend) exportOff(e Export) error {
 	link := filepath.Join(n.port(e.Port), "subsystems", e.NQN)
 	if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("nvmet unlink: %w", err)
+	}
+	// configfs refuses to remove a subsystem that still links hosts.
+	if links, _ := os.ReadDir(filepath.Join(sub, "allowed_hosts")); len(links) > 0 {
+		for _, h := range links {
+			if err := os.Remove(filepath.Join(sub, "allowed_hosts", h.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("nvmet allowed host: %w", err)
+			}
+		}
 	}
 	if exists(ns) {
 		if err := writeAttr(ns, "enable", "0"); err != nil {

@@ -33,7 +33,7 @@ func (d *diskRec) nqn() string {
 }
 
 func (d *diskRec) export() Export {
-	return Export{Slot: d.Slot, NQN: d.nqn(), Port: d.Port, Path: d.FilePath, On: d.Export && !d.Disabled}
+	return Export{Slot: d.Slot, NQN: d.nqn(), Port: d.Port, Path: d.FilePath, On: d.Export && !d.Disabled, AllowHost: d.AllowHost}
 }
 
 type fileRec struct {
