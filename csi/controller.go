@@ -369,7 +369,30 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	if err != nil {
 		return nil, statusOf("recording the attachment", err)
 	}
+	if err := c.admit(ctx, id); err != nil {
+		return nil, statusOf("admitting the node on the RDS", err)
+	}
 	return &csi.ControllerPublishVolumeResponse{}, nil
+}
+
+// admit brings the volume's allow list on the RDS in step with its
+// attachments when policy.exportACL manages allow lists: with "attached"
+// the node's connect (NodeStage) is refused until its host NQN is on the
+// list, so ControllerPublish admits it before answering, and
+// ControllerUnpublish (which comes after NodeUnstage) drops it. Without
+// the policy nothing is sent.
+func (c *controller) admit(ctx context.Context, id string) error {
+	st, err := c.desired()
+	if err != nil {
+		return err
+	}
+	if st.Policy == nil || st.Policy.ExportACL == "" {
+		return nil
+	}
+	if v := st.Volume(id); v == nil || v.State == spec.Absent {
+		return nil
+	}
+	return c.reconcile(ctx, id)
 }
 
 func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
@@ -399,6 +422,9 @@ func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.Con
 	})
 	if err != nil {
 		return nil, statusOf("removing the attachment", err)
+	}
+	if err := c.admit(ctx, id); err != nil {
+		return nil, statusOf("dropping the node on the RDS", err)
 	}
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
 }
