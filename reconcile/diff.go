@@ -44,7 +44,6 @@ type differ struct {
 	obs     *Observed
 	host    string
 	sc      Scope
-	prefix  string // NQN prefix
 	address string
 	port    int
 	hostNQN string
@@ -65,7 +64,6 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	}
 	d := &differ{
 		st: st, obs: obs, host: host, sc: sc,
-		prefix:  st.ManagedNQNPrefix(),
 		port:    spec.DefaultNVMePort,
 		byNQN:   map[string][]fabric.Controller{},
 		claimed: map[string]bool{},
