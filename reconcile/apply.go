@@ -315,6 +315,7 @@ func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts Ap
 	slices.SortStableFunc(res.Actions, func(a, b ActionResult) int { return pos[actionKey(a.Action)] - pos[actionKey(b.Action)] })
 	if res.Succeeded > 0 {
 		r.verify(ctx, st, p.Scope, res, opts.Progress)
+		r.Record(st, res.After)
 	}
 	res.Duration = time.Since(start)
 	return res, nil

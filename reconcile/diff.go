@@ -56,12 +56,8 @@ type differ struct {
 	claimed map[string]bool // controller names a volume accounted for
 }
 
-// Diff computes the actions that bring obs to st for host, within sc. It
-// is pure: no I/O, the same inputs give the same plan.
-func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
-	if obs == nil {
-		obs = &Observed{}
-	}
+// newDiffer sets up a walk of st against obs for host.
+func newDiffer(st *spec.State, obs *Observed, host string, sc Scope) *differ {
 	d := &differ{
 		st: st, obs: obs, host: host, sc: sc,
 		port:    spec.DefaultNVMePort,
@@ -82,6 +78,16 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 		d.known = true
 		d.hostNQN = h.HostNQN
 	}
+	return d
+}
+
+// Diff computes the actions that bring obs to st for host, within sc. It
+// is pure: no I/O, the same inputs give the same plan.
+func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
+	if obs == nil {
+		obs = &Observed{}
+	}
+	d := newDiffer(st, obs, host, sc)
 	own := ownerOf(st, obs)
 	for _, c := range obs.Controllers {
 		if ok, why := own.classify(c); !ok {
@@ -160,7 +166,15 @@ func (d *differ) block(wanted Kind, rule string, a Action) {
 	d.add(a)
 }
 
-func (d *differ) drift(dr Drift) { d.p.Drift = append(d.p.Drift, dr) }
+// drift records a difference on something that exists, unless the live
+// value is the one apply last made true (see Applied): then only the
+// desired state changed, and the action alone says so.
+func (d *differ) drift(dr Drift) {
+	if d.ownValue(dr) {
+		return
+	}
+	d.p.Drift = append(d.p.Drift, dr)
+}
 
 func (d *differ) disk(slot string) *rds.Disk {
 	if d.obs.RDS == nil {
@@ -583,7 +597,11 @@ func (d *differ) orphans() {
 			continue
 		}
 		name := strings.TrimPrefix(c.SubsysNQN, d.st.NQN(""))
-		d.drift(Drift{Volume: name, Controller: c.Name, Where: "host", Field: "controller", Got: c.SubsysNQN + " (not declared)"})
+		if _, ours := d.obs.Applied[name]; !ours {
+			// A volume apply made and the state then dropped is a change
+			// of the state, not drift.
+			d.drift(Drift{Volume: name, Controller: c.Name, Where: "host", Field: "controller", Got: c.SubsysNQN + " (not declared)"})
+		}
 		switch {
 		case report:
 			d.p.Notes = append(d.p.Notes, fmt.Sprintf("orphan controller %s (%s) reported, not disconnected (policy.orphans: report)", c.Name, c.SubsysNQN))

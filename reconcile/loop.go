@@ -248,6 +248,9 @@ func (l *loop) pass(ctx context.Context) (time.Time, bool) {
 			"controller", a.Controller, "reason", a.Reason)
 	}
 	var passErr error
+	if !p.HasChanges() {
+		r.Record(st, p) // converged: what is live is what the state wants
+	}
 	if run.HasChanges() {
 		res, err := r.Apply(ctx, st, run, ApplyOptions{})
 		if err != nil {

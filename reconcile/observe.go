@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -21,7 +22,11 @@ type Observed struct {
 	Fabric      bool                `json:"fabric"`
 	Controllers []fabric.Controller `json:"controllers,omitempty"`
 	// HostNQN is the NQN this host presents (when Fabric).
-	HostNQN string    `json:"hostNQN,omitempty"`
+	HostNQN string `json:"hostNQN,omitempty"`
+	// Applied is the record of what apply last made true (Options.
+	// AppliedFile); it tells drift from a change of the desired state.
+	// Not part of the fingerprint.
+	Applied Applied   `json:"-"`
 	At      time.Time `json:"-"`
 }
 
@@ -100,8 +105,37 @@ func (r *Reconciler) observe(ctx context.Context, pol RetryPolicy) (*Observed, e
 			obs.HostNQN = nqn
 		}
 	}
+	if r.opts.AppliedFile != "" {
+		rec, err := ReadApplied(r.opts.AppliedFile)
+		if err != nil {
+			// Without the record every difference reads as drift: worse
+			// wording, never a wrong action.
+			r.log.Warn("ignoring the applied record", "err", err)
+			rec = Applied{}
+		}
+		obs.Applied = rec
+	}
 	obs.sort()
 	return obs, nil
+}
+
+// Record keeps what p (made from the live state) shows as converged in the
+// applied record, when the record changes. Read-only callers never call it.
+func (r *Reconciler) Record(st *spec.State, p *Plan) {
+	if r.opts.AppliedFile == "" || p == nil {
+		return
+	}
+	prev, err := ReadApplied(r.opts.AppliedFile)
+	if err != nil {
+		prev = Applied{}
+	}
+	next := RecordApplied(st, r.opts.Host, p, prev)
+	if reflect.DeepEqual(prev, next) {
+		return
+	}
+	if err := next.Write(r.opts.AppliedFile); err != nil {
+		r.log.Warn("could not keep the applied record", "file", r.opts.AppliedFile, "err", err)
+	}
 }
 
 // sort puts the observed lists in a canonical order so fingerprints and

@@ -60,6 +60,10 @@ type Options struct {
 	Metrics *Metrics
 	// Revision names the desired state's commit in logs, plans and status.
 	Revision string
+	// AppliedFile keeps the record of what apply last made true (see
+	// Applied); "" keeps none, and every difference is then reported as
+	// drift.
+	AppliedFile string
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }

@@ -127,6 +127,7 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 		return fail(err)
 	}
 	if !p.HasChanges() {
+		r.Record(st, p)
 		if n := p.Summary().Blocked; n > 0 {
 			fmt.Fprintf(g.stdout, "\nNothing to apply: %d action(s) held back by safety rules:\n", n)
 			for _, a := range p.Actions {

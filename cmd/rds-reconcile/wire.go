@@ -22,6 +22,9 @@ type wiring struct {
 	fabric reconcile.Fabric
 	rev    string
 	sizes  *sizeTable // simulated fabric only
+	// applied is the record of what apply last made true (beside the
+	// lock), which tells drift from a change of the state.
+	applied string
 }
 
 // sizeTable gives the simulated host the namespace size of each NQN: the
@@ -61,7 +64,7 @@ func (w *wiring) close() {
 // reconciler builds a Reconciler for st from the global flags.
 func (w *wiring) reconciler(g *globals, parallelism int, m *reconcile.Metrics) *reconcile.Reconciler {
 	opts := reconcile.Options{Fabric: w.fabric, Host: g.host, Parallelism: parallelism, Logger: g.logger(),
-		Metrics: m, Revision: w.rev}
+		Metrics: m, Revision: w.rev, AppliedFile: w.applied}
 	if w.rds != nil {
 		opts.RDS = w.rds
 	}
@@ -71,7 +74,7 @@ func (w *wiring) reconciler(g *globals, parallelism int, m *reconcile.Metrics) *
 // wire builds the RDS client from st.Target.SSH and the host fabric from
 // --fabric. files name the state (for the git revision).
 func wire(ctx context.Context, g *globals, st *spec.State, files []string) (*wiring, error) {
-	w := &wiring{rev: reconcile.Revision(ctx, files)}
+	w := &wiring{rev: reconcile.Revision(ctx, files), applied: reconcile.AppliedPath("", files)}
 	var err error
 	if w.rds, err = newRDSClient(g, st); err != nil {
 		return nil, err
@@ -205,6 +208,7 @@ func openLocked(ctx context.Context, g *globals, files []string, stateDir string
 		lock.Release()
 		return nil, nil, nil, &exitError{code: 1, err: err}
 	}
+	w.applied = reconcile.AppliedPath(stateDir, files)
 	return st, w, func() { w.close(); lock.Release() }, nil
 }
 
