@@ -240,7 +240,7 @@ e2e_reset() {
 		rmdir "$_s"
 	done
 	for _h in $CFG/hosts/*; do [ -d "$_h" ] && rmdir "$_h"; done
-	rm -rf "$SIM_DIR" /tmp/csi /tmp/e2e.notes /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
+	rm -rf "$SIM_DIR" /tmp/.rds-reconcile.applied.json /tmp/csi /tmp/e2e.notes /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
 	return 0
 }
 
