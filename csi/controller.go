@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -19,6 +20,9 @@ type ControllerConfig struct {
 	// BaseFiles are the git-managed state files (-f): target, defaults,
 	// hosts and volumes the CSI mode must never delete.
 	BaseFiles []string
+	// Base, instead of BaseFiles, gives the base state files at each
+	// request (a git checkout: rds-reconcile csi --git).
+	Base BaseSource
 	// Layer is the layer file the controller owns (<state-dir>/csi-volumes.yaml).
 	Layer LayerStore
 	// Reconciler converges the RDS side of one volume.
@@ -36,12 +40,29 @@ type controller struct {
 	cfg   ControllerConfig
 	log   *slog.Logger
 	locks keyLocks
+
+	revMu   sync.Mutex
+	lastRev string // the base revision last loaded (logged when it changes)
 }
+
+// BaseSource gives the controller its base state files, read afresh for
+// every request. rds-reconcile csi --git implements it with a git clone.
+type BaseSource interface {
+	// Read calls fn with the base state files of the last good revision;
+	// they do not change while fn runs. It returns that revision, or an
+	// error wrapping ErrNoBase while there is none yet.
+	Read(fn func(files []string) error) (revision string, err error)
+}
+
+// ErrNoBase: the BaseSource has no base state yet (nothing synced).
+var ErrNoBase = errors.New("the base state is not there yet")
 
 func newController(cfg ControllerConfig, log *slog.Logger) (*controller, error) {
 	switch {
-	case len(cfg.BaseFiles) == 0:
+	case len(cfg.BaseFiles) == 0 && cfg.Base == nil:
 		return nil, errors.New("controller: the base state (-f) is required: it names the RDS target")
+	case len(cfg.BaseFiles) > 0 && cfg.Base != nil:
+		return nil, errors.New("controller: base files and a base source exclude each other")
 	case cfg.Layer == nil || cfg.Reconciler == nil || cfg.Pool == nil:
 		return nil, errors.New("controller: layer, reconciler and pool are required")
 	}
@@ -63,12 +84,20 @@ type selfHost struct{ name, nqn string }
 // published to. A host the base declares is left to the base.
 func (c *controller) start(ctx context.Context, self *selfHost) error {
 	var baseHosts map[string]spec.Host
+	noBase := false
 	if self != nil {
-		base, err := spec.Load(c.cfg.BaseFiles...)
-		if err != nil {
+		base, err := c.loadBase()
+		switch {
+		case errors.Is(err, ErrNoBase):
+			// Not synced yet: the layer declares this node (a base that
+			// declares it later with the same NQN agrees with it).
+			noBase = true
+			c.log.WarnContext(ctx, "no base state yet: this node is declared in the CSI layer", "node", self.name, "err", err)
+		case err != nil:
 			return fmt.Errorf("loading the base state: %w", err)
+		default:
+			baseHosts = base.Hosts
 		}
-		baseHosts = base.Hosts
 	}
 	err := c.cfg.Layer.Update(ctx, func(l *spec.State) error {
 		if self == nil {
@@ -87,20 +116,83 @@ func (c *controller) start(ctx context.Context, self *selfHost) error {
 		return fmt.Errorf("preparing the CSI layer %s: %w", c.cfg.Layer.Path(), err)
 	}
 	// The merged state must load now, or every call would fail later.
+	// Without a base yet, the calls answer Unavailable until one is synced.
 	if _, err := c.desired(); err != nil {
+		if noBase || (c.cfg.Base != nil && status.Code(err) == codes.Unavailable) {
+			c.log.WarnContext(ctx, "no base state yet: volume calls answer Unavailable until the first sync", "err", err)
+			return nil
+		}
 		return err
 	}
 	return nil
 }
 
+// loadBase loads the base state alone (ErrNoBase from a BaseSource
+// without one).
+func (c *controller) loadBase() (*spec.State, error) {
+	if c.cfg.Base == nil {
+		return spec.Load(c.cfg.BaseFiles...)
+	}
+	var st *spec.State
+	var lerr error
+	rev, err := c.cfg.Base.Read(func(files []string) error {
+		st, lerr = spec.Load(files...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if lerr != nil {
+		return nil, fmt.Errorf("base at %s: %w", rev, lerr)
+	}
+	return st, nil
+}
+
+// baseReady is nil when the base state can be read (always with
+// BaseFiles).
+func (c *controller) baseReady() error {
+	if c.cfg.Base == nil {
+		return nil
+	}
+	_, err := c.cfg.Base.Read(func([]string) error { return nil })
+	return err
+}
+
 // desired is the whole truth: the base files layered with the CSI layer,
 // defaulted and validated exactly as `rds-reconcile plan -f base -f layer`
 // sees it.
+//
+// With a BaseSource the base files are those of its last good revision,
+// read afresh each time; before the first one every call is Unavailable.
 func (c *controller) desired() (*spec.State, error) {
-	st, err := spec.Load(append(slices.Clone(c.cfg.BaseFiles), c.cfg.Layer.Path())...)
-	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "loading the desired state: %v", err)
+	if c.cfg.Base == nil {
+		st, err := spec.Load(append(slices.Clone(c.cfg.BaseFiles), c.cfg.Layer.Path())...)
+		if err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "loading the desired state: %v", err)
+		}
+		return st, nil
 	}
+	var st *spec.State
+	var lerr error
+	rev, err := c.cfg.Base.Read(func(files []string) error {
+		st, lerr = spec.Load(append(slices.Clone(files), c.cfg.Layer.Path())...)
+		return nil
+	})
+	if errors.Is(err, ErrNoBase) {
+		return nil, status.Errorf(codes.Unavailable, "%v; volume calls wait for the first good sync of the base state (target, defaults, hosts)", err)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "reading the base state: %v", err)
+	}
+	if lerr != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "loading the desired state (base at revision %s): %v", rev, lerr)
+	}
+	c.revMu.Lock()
+	if rev != c.lastRev {
+		c.log.Info("base state", "revision", rev, "was", c.lastRev)
+		c.lastRev = rev
+	}
+	c.revMu.Unlock()
 	return st, nil
 }
 

@@ -257,13 +257,15 @@ func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabili
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-// Probe reports ready when the RDS answers (controller) and the host's NVMe
+// Probe reports ready when the base state is there and the RDS answers (controller) and the host's NVMe
 // fabric can be listed (node). Not ready is an answer (ready: false, with
 // the reason logged), not an error: the plugin itself is working.
 func (i *identity) Probe(ctx context.Context, _ *csi.ProbeRequest) (*csi.ProbeResponse, error) {
 	var problems []string
 	if c := i.d.controller; c != nil {
-		if _, err := c.cfg.Pool.Capacity(ctx); err != nil {
+		if err := c.baseReady(); err != nil {
+			problems = append(problems, "base state: "+err.Error())
+		} else if _, err := c.cfg.Pool.Capacity(ctx); err != nil {
 			problems = append(problems, "RDS: "+err.Error())
 		}
 	}
