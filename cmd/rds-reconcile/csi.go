@@ -4,18 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rds-reconcile/rds-reconcile/csi"
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/gitsync"
+	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/reconcile"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
@@ -31,12 +38,13 @@ type csiFlags struct {
 	driverName    string
 	maxVolumes    int64
 	kubeletDir    string
+	git           gitFlags
 }
 
 func newCSICmd(g *globals) *cobra.Command {
 	f := &csiFlags{}
 	cmd := &cobra.Command{
-		Use:   "csi --endpoint unix:///csi/csi.sock --mode controller|node|all --state-dir DIR [-f base.yaml]",
+		Use:   "csi --endpoint unix:///csi/csi.sock --mode controller|node|all --state-dir DIR [-f base.yaml | --git URL [--ref REF] [--path P...]]",
 		Short: "Serve the Kubernetes CSI (controller, node or both)",
 		Long: `Serve the Container Storage Interface so that Kubernetes can provision RDS
 volumes. A CSI request edits a desired-state layer and reconciles the volume
@@ -45,15 +53,37 @@ it concerns; it returns when the change converged or failed.
 The controller owns <state-dir>/csi-volumes.yaml, layered over the base state
 given with -f (target, defaults, hosts and git-managed volumes).
 ` + "`rds-reconcile plan -f base.yaml -f <state-dir>/csi-volumes.yaml`" + ` shows the
-whole truth. The node keeps <state-dir>/node-<node-id>.yaml on the host, so a
+whole truth.
+
+With --git URL the controller takes its base state from a git repository
+instead of -f files: it keeps a private clone in <state-dir>/csi-git, fetches
+--ref every --git-interval and moves the checkout by fast-forward only (with
+--verify-commits, only to a head commit signed by a key in --allowed-signers).
+Every controller call reads the base afresh from the last good revision and
+layers csi-volumes.yaml on it, as with -f; a failed fetch, a rewritten history
+or an unverified head keep the last good revision. Until the first good sync
+the volume calls answer Unavailable and the Probe is not ready. The RDS client
+is built from the first base's target.ssh: a later revision naming another
+RDS is refused until the controller restarts.
+
+The node keeps <state-dir>/node-<node-id>.yaml on the host, so a
 restarted plugin still knows its staged volumes; at start it reconnects them
 and disconnects orphaned managed controllers.`,
 		Example: `  rds-reconcile csi --mode controller --endpoint unix:///csi/csi.sock \
       --state-dir /var/lib/rds-reconcile -f /etc/rds-reconcile/base.yaml
+  rds-reconcile csi --mode controller --endpoint unix:///csi/csi.sock \
+      --state-dir /var/lib/rds-reconcile --git ssh://git@git.example.com/infra/rds-state.git --ref main \
+      --path clusters/prod/base.yaml --git-known-hosts /etc/rds-reconcile/git/known_hosts \
+      --git-ssh-key /etc/rds-reconcile/git/key
   rds-reconcile csi --mode node --node-id "$NODE_NAME" --endpoint unix:///csi/csi.sock \
       --state-dir /var/lib/rds-reconcile`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.git.url == "" {
+				if err := noGitFlags(cmd); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+			}
 			return runCSI(cmd.Context(), g, f)
 		},
 	}
@@ -67,6 +97,8 @@ and disconnects orphaned managed controllers.`,
 	fl.StringVar(&f.driverName, "driver-name", csi.DefaultDriverName, "CSI driver name")
 	fl.Int64Var(&f.maxVolumes, "max-volumes-per-node", 0, "volumes a node may hold (0: no limit)")
 	fl.StringVar(&f.kubeletDir, "kubelet-dir", csi.DefaultKubeletDir, "the kubelet's root directory: the node mounts, unmounts and removes only below it")
+	addGitFlags(cmd, &f.git, "controller: take the base state from this git repository (https://, ssh://, user@host:path, file://) instead of -f files",
+		"with --git: time between fetches; each controller call reads the last good revision")
 	return cmd
 }
 
@@ -81,8 +113,13 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 	if f.nodeID == "" {
 		f.nodeID = g.host
 	}
-	if mode != csi.ModeNode && len(f.files) == 0 {
-		return &exitError{code: 2, err: errors.New("the controller needs the base state: pass -f base.yaml (target, defaults, hosts)")}
+	if mode != csi.ModeNode && len(f.files) == 0 && f.git.url == "" {
+		return &exitError{code: 2, err: errors.New("the controller needs the base state: pass -f base.yaml (target, defaults, hosts) or --git URL")}
+	}
+	if f.git.url != "" {
+		if err := checkCSIGitFlags(mode, f); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 	}
 	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
 		return &exitError{code: 2, err: fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir)}
@@ -108,7 +145,23 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 			return err
 		}
 	}
-	if mode != csi.ModeNode {
+	var gb *gitBase
+	if f.git.url != "" {
+		if gb, err = openGitBase(ctx, g, f, log, reg, rm); err != nil {
+			return err
+		}
+		defer gb.close()
+		if base, err = gb.load(); err != nil && !errors.Is(err, csi.ErrNoBase) {
+			return &exitError{code: 1, err: fmt.Errorf("--git: %w", err)}
+		}
+		opts.Controller = &csi.ControllerConfig{
+			Base:       gb,
+			Layer:      spec.OpenStore(filepath.Join(f.stateDir, "csi-volumes.yaml")),
+			Reconciler: gb,
+			Pool:       gb,
+		}
+	}
+	if mode != csi.ModeNode && gb == nil {
 		client, err := newRDSClient(g, base)
 		if err != nil {
 			return &exitError{code: 1, err: err}
@@ -161,7 +214,22 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		}
 		defer stop()
 	}
-	log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir)
+	if gb != nil {
+		gctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gb.repo.Poll(gctx, f.git.interval, nil, func(bool, bool) { gb.warm() })
+		}()
+		// Stopped before gb.close (deferred earlier, so run later).
+		defer func() { stop(); wg.Wait() }()
+		st := gb.repo.Status()
+		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir,
+			"git", st.URL, "ref", st.Ref, "revision", revOrNone(st.Short))
+	} else {
+		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir)
+	}
 	return d.Serve(ctx, lis)
 }
 
@@ -209,4 +277,178 @@ func serveCSIMetrics(ctx context.Context, addr string, reg *prometheus.Registry)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// checkCSIGitFlags checks csi's --git options.
+func checkCSIGitFlags(mode csi.Mode, f *csiFlags) error {
+	switch {
+	case mode == csi.ModeNode:
+		return errors.New("--git gives the controller its base state: --mode node takes none")
+	case len(f.files) > 0:
+		return errors.New("-f and --git exclude each other: with --git, --path names the base state files inside the repository")
+	case f.git.interval <= 0:
+		return errors.New("--git-interval must be positive")
+	case f.git.verify != (f.git.signers != ""):
+		return errors.New("--verify-commits and --allowed-signers FILE go together: the file names the keys whose signatures are trusted")
+	}
+	return nil
+}
+
+// gitBase is the controller's base state from a git clone (csi --git): its
+// csi.BaseSource, and the RDS side (csi.Reconciler, csi.Pool) built from
+// the first base that loads, since the base names the RDS.
+type gitBase struct {
+	repo *gitsync.Repo
+	g    *globals
+	log  *slog.Logger
+	rm   *reconcile.Metrics
+
+	mu     sync.Mutex
+	client *rds.SSHClient
+	eng    csi.Reconciler
+	target spec.Target // the target the client was built from
+	rev    string      // and its revision
+}
+
+// openGitBase opens the private clone in <state-dir>/csi-git and syncs it
+// once; a failed sync is logged (the clone's last checkout, if any, stays
+// the base).
+func openGitBase(ctx context.Context, g *globals, f *csiFlags, log *slog.Logger, reg prometheus.Registerer, rm *reconcile.Metrics) (*gitBase, error) {
+	sm, err := reconcile.NewSyncMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	glog := log.With("component", "git")
+	gf := f.git
+	repo, err := gitsync.Open(ctx, gitsync.Options{
+		URL: gf.url, Ref: gf.ref, Dir: filepath.Join(f.stateDir, "csi-git"), Paths: gf.paths,
+		KnownHostsFile: gf.knownHosts, SSHKeyFile: gf.sshKey, AllowedSigners: gf.signers, Logger: glog,
+		OnSync: func(s gitsync.Status, _ error) {
+			sm.Synced(reconcile.GitSync{Ref: s.Ref, Revision: s.Short, CommitTime: s.Time, LastSync: s.LastSync,
+				Behind: s.Behind, Failure: s.Reason})
+		},
+	})
+	if err != nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("--git: %w", err)}
+	}
+	if _, err := repo.Sync(ctx); err != nil {
+		st := repo.Status()
+		glog.Warn("git sync failed; the base state stays at the last synced revision", "err", err, "reason", st.Reason, "revision", revOrNone(st.Short))
+	}
+	return &gitBase{repo: repo, g: g, log: log, rm: rm}, nil
+}
+
+// Read implements csi.BaseSource: the files of the last good revision,
+// under the clone's lock.
+func (b *gitBase) Read(fn func(files []string) error) (string, error) {
+	st, err := b.repo.Read(context.Background(), fn)
+	if errors.Is(err, gitsync.ErrNoCheckout) {
+		why := st.Error
+		if why == "" {
+			why = "waiting for the first sync"
+		}
+		return st.Short, fmt.Errorf("%w: nothing synced from %s (%s): %s", csi.ErrNoBase, st.URL, st.Ref, why)
+	}
+	return st.Short, err
+}
+
+// load loads the base state alone at the last good revision.
+func (b *gitBase) load() (*spec.State, error) {
+	var st *spec.State
+	var lerr error
+	rev, err := b.Read(func(files []string) error {
+		st, lerr = spec.Load(files...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if lerr != nil {
+		return nil, fmt.Errorf("the base state at revision %s: %w", rev, lerr)
+	}
+	return st, nil
+}
+
+// connect returns the RDS side, building it from st's target the first
+// time. A later base that names another RDS (target.ssh, basePath,
+// slotPrefix) is refused: the client follows it only after a restart.
+func (b *gitBase) connect(st *spec.State, rev string) (csi.Reconciler, *rds.SSHClient, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.client != nil {
+		if st.Target != nil && !sameRDS(b.target, *st.Target) {
+			return nil, nil, status.Errorf(codes.FailedPrecondition,
+				"the base state names another RDS (target.ssh, basePath or slotPrefix) than the one the controller connected to at revision %s; restart the controller to follow it", b.rev)
+		}
+		return b.eng, b.client, nil
+	}
+	client, err := newRDSClient(b.g, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	if client == nil {
+		return nil, nil, errors.New("the controller needs target.ssh in the base state to reach the RDS")
+	}
+	b.client, b.target, b.rev = client, *st.Target, rev
+	b.eng = csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: b.log.With("side", "rds"), Metrics: b.rm}))
+	b.log.Info("RDS client built from the base state", "address", st.Target.SSH.Address, "revision", rev)
+	return b.eng, b.client, nil
+}
+
+func sameRDS(a, b spec.Target) bool {
+	return reflect.DeepEqual(a.SSH, b.SSH) && a.BasePath == b.BasePath && a.SlotPrefix == b.SlotPrefix
+}
+
+// Reconcile implements csi.Reconciler (st is the merged state the
+// controller loaded from the base).
+func (b *gitBase) Reconcile(ctx context.Context, st *spec.State, sc csi.Scope) error {
+	eng, _, err := b.connect(st, b.repo.Status().Short)
+	if err != nil {
+		return err
+	}
+	return eng.Reconcile(ctx, st, sc)
+}
+
+// Capacity implements csi.Pool.
+func (b *gitBase) Capacity(ctx context.Context) (rds.Capacity, error) {
+	c, err := b.warm()
+	if err != nil {
+		return rds.Capacity{}, err
+	}
+	return c.Capacity(ctx)
+}
+
+// warm builds the RDS client from the base when it is not built yet (after
+// every sync, so that the Probe turns ready soon after the first).
+func (b *gitBase) warm() (*rds.SSHClient, error) {
+	b.mu.Lock()
+	c := b.client
+	b.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	st, err := b.load()
+	if err != nil {
+		return nil, err
+	}
+	_, c, err = b.connect(st, b.repo.Status().Short)
+	if err != nil {
+		b.log.Warn("cannot reach the RDS the base state names", "err", err)
+	}
+	return c, err
+}
+
+func (b *gitBase) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.client != nil {
+		_ = b.client.Close()
+	}
+}
+
+func revOrNone(rev string) string {
+	if rev == "" {
+		return "(none)"
+	}
+	return rev
 }

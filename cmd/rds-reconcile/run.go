@@ -134,14 +134,8 @@ It holds the state's lock (see apply --help) while it runs.`,
 	fl.IntVar(&f.parallelism, "parallelism", reconcile.DefaultParallelism, "host actions run at once")
 	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder) and, with --git, the private clone (default $STATE_DIRECTORY)")
 	gf := &f.git
-	fl.StringVar(&gf.url, "git", "", "follow the state in this git repository (https://, ssh://, user@host:path, file://) instead of -f files")
-	fl.StringVar(&gf.ref, "ref", "", "with --git: the branch or tag to follow (default: the remote's HEAD)")
-	fl.StringSliceVar(&gf.paths, "path", nil, "with --git: a state file, or a folder whose *.yaml files are the state, inside the repository (repeatable; default: the repository's root folder)")
-	fl.DurationVar(&gf.interval, "git-interval", time.Minute, "with --git: time between fetches; a new commit starts a pass at once")
-	fl.StringVar(&gf.knownHosts, "git-known-hosts", "", "with --git over SSH: known_hosts file that pins the remote's host key (ssh -o StrictHostKeyChecking=yes)")
-	fl.StringVar(&gf.sshKey, "git-ssh-key", "", "with --git over SSH: private key for the remote")
-	fl.BoolVar(&gf.verify, "verify-commits", false, "with --git: apply only a head commit with a good SSH signature by a key in --allowed-signers")
-	fl.StringVar(&gf.signers, "allowed-signers", "", "with --verify-commits: the allowed signers file (ssh-keygen ALLOWED SIGNERS format, as git's gpg.ssh.allowedSignersFile)")
+	addGitFlags(cmd, gf, "follow the state in this git repository (https://, ssh://, user@host:path, file://) instead of -f files",
+		"with --git: time between fetches; a new commit starts a pass at once")
 	fl.DurationVar(&gf.staleAfter, "git-stale-after", 0, "with --git: /healthz answers 503 (degraded) when the checkout has not matched the remote head for this long (default: the larger of 5 x --git-interval and 10m)")
 	cmd.MarkFlagsOneRequired("file", "git")
 	return cmd
@@ -466,9 +460,26 @@ func openGit(ctx context.Context, g *globals, f *runFlags, reg prometheus.Regist
 		return nil, nil, nil, fail(err)
 	}
 	// The loop names each pass's revision; the Reconciler is not bound to
-	// the first one.
+	// the first one. The applied record lives in the state dir, never in
+	// the checkout (a sync cleans it).
 	w.rev = ""
+	w.applied = reconcile.AppliedPath(dir, nil)
 	return repo, w, func() { w.close(); lock.Release() }, nil
+}
+
+// addGitFlags registers the --git options run and csi share (not
+// --git-stale-after, run's own); gitHelp and intervalHelp say what --git
+// and --git-interval do for the command.
+func addGitFlags(cmd *cobra.Command, gf *gitFlags, gitHelp, intervalHelp string) {
+	fl := cmd.Flags()
+	fl.StringVar(&gf.url, "git", "", gitHelp)
+	fl.StringVar(&gf.ref, "ref", "", "with --git: the branch or tag to follow (default: the remote's HEAD)")
+	fl.StringSliceVar(&gf.paths, "path", nil, "with --git: a state file, or a folder whose *.yaml files are the state, inside the repository (repeatable; default: the repository's root folder)")
+	fl.DurationVar(&gf.interval, "git-interval", time.Minute, intervalHelp)
+	fl.StringVar(&gf.knownHosts, "git-known-hosts", "", "with --git over SSH: known_hosts file that pins the remote's host key (ssh -o StrictHostKeyChecking=yes)")
+	fl.StringVar(&gf.sshKey, "git-ssh-key", "", "with --git over SSH: private key for the remote")
+	fl.BoolVar(&gf.verify, "verify-commits", false, "with --git: apply only a head commit with a good SSH signature by a key in --allowed-signers")
+	fl.StringVar(&gf.signers, "allowed-signers", "", "with --verify-commits: the allowed signers file (ssh-keygen ALLOWED SIGNERS format, as git's gpg.ssh.allowedSignersFile)")
 }
 
 // noGitFlags refuses the --git options without --git.
