@@ -89,19 +89,27 @@ type interp struct {
 	s     *Server
 	ctx   context.Context
 	width int
-	out   strings.Builder
-	dirty bool
+	// maxPut cuts what one :put prints to its first maxPut bytes (0 = no
+	// cap): Faults.MaxPutBytes.
+	maxPut int
+	out    strings.Builder
+	dirty  bool
 }
 
 // run parses and runs a script and returns what RouterOS would print.
 func (s *Server) run(ctx context.Context, script string, width int) string {
+	return s.runCapped(ctx, script, width, 0)
+}
+
+// runCapped is run with every :put cut to maxPut bytes (0 = no cap).
+func (s *Server) runCapped(ctx context.Context, script string, width, maxPut int) string {
 	cmds, err := parseScript(script, s.prof)
 	if err != nil {
 		return err.Error() + "\n"
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in := &interp{s: s, ctx: ctx, width: width}
+	in := &interp{s: s, ctx: ctx, width: width, maxPut: maxPut}
 	for _, c := range cmds {
 		if _, err := in.eval(c, true); err != nil {
 			in.out.WriteString(err.Error() + "\n")
@@ -147,7 +155,11 @@ func (in *interp) eval(c *command, top bool) (value, error) {
 				return value{}, err
 			}
 		}
-		in.out.WriteString(v.String() + "\n")
+		text := v.String()
+		if in.maxPut > 0 && len(text) > in.maxPut {
+			text = text[:in.maxPut]
+		}
+		in.out.WriteString(text + "\n")
 		return value{}, nil
 	case "serialize":
 		to, ok := c.arg("to")

@@ -92,6 +92,11 @@ type Faults struct {
 	// The command still runs after the delay, as RouterOS would finish it.
 	SlowMatch   string
 	SlowLatency time.Duration
+	// MaxPutBytes, when positive, cuts the string every :put prints to its
+	// first MaxPutBytes bytes, as RouterOS might cap a long string (whether
+	// and where it does is unverified): a large :serialize to=json then
+	// prints cut JSON.
+	MaxPutBytes int
 }
 
 // GlobalMode is how the simulator answers SSH global requests.
@@ -738,7 +743,7 @@ func (s *Server) command(ctx context.Context, line string, width int) (out strin
 		}
 		return out, false
 	}
-	out = s.run(ctx, line, width)
+	out = s.runCapped(ctx, line, width, f.MaxPutBytes)
 	if s.opts.CRLF {
 		out = strings.ReplaceAll(out, "\n", "\r\n")
 	}
