@@ -1,11 +1,14 @@
 package rds
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,6 +109,10 @@ type SSHClient struct {
 	roundTrips atomic.Int64
 	dials      atomic.Int64
 	jsonOff    atomic.Bool // JSON output proved unusable: stick to print detail
+	// List reads in pages (JSON only) when the last List saw more than
+	// listPageThreshold disks (bigList) or once a JSON section came back
+	// cut (cutJSON, for the rest of the client).
+	bigList, cutJSON atomic.Bool
 	// lastProfile is the RouterOS release last read, for status.
 	lastProfile atomic.Pointer[Profile]
 }
@@ -685,26 +692,99 @@ func (c *SSHClient) write(ctx context.Context, op, slot, cmd string) error {
 // List reads managed disks, the other exported disks (Exports), .img files
 // under BasePath and pool capacity in one round trip (plus, once per
 // connection, the format probe).
+//
+// A large inventory is read in pages (see listPageThreshold): still one
+// command, one :put per page, so a cap RouterOS may put on the string one
+// :put prints cuts no JSON.
 func (c *SSHClient) List(ctx context.Context) (Inventory, error) {
 	rc, err := c.reads(ctx)
 	if err != nil {
 		return Inventory{}, err
 	}
-	inv, err := c.list(ctx, rc)
+	paged := rc.json && (c.bigList.Load() || c.cutJSON.Load())
+	inv, err := c.list(ctx, rc, paged)
+	if err != nil && rc.json && !paged && errors.Is(err, ErrRejected) {
+		// RouterOS may cap the length of a string :put prints, which
+		// would cut the JSON of a large inventory: read it in pages from
+		// now on.
+		c.log.Warn("rds JSON listing unusable; listing in pages for this client", "err", err)
+		c.cutJSON.Store(true)
+		paged = true
+		inv, err = c.list(ctx, rc, paged)
+	}
 	if err != nil && rc.json && errors.Is(err, ErrRejected) {
-		// RouterOS may cap the length of a string :put prints, which would
-		// cut the JSON of a large inventory. `print detail` has no such
-		// limit: use it from now on.
+		// Even a page is unusable. `print detail` has no such limit: use
+		// it from now on.
 		c.log.Warn("rds JSON listing unusable; falling back to print detail for this client", "err", err)
 		c.jsonOff.Store(true)
 		rc.json = false
-		return c.list(ctx, rc)
+		return c.list(ctx, rc, false)
 	}
 	return inv, err
 }
 
-func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error) {
+// pageItems parses the section mark, or its pages mark:0, mark:1, ... in
+// order, and merges the pages' items, dropping repeats (by .id, else slot
+// and name).
+func pageItems(op, cmd string, sections map[string]string, mark string, asJSON bool) ([]map[string]string, error) {
+	if text, ok := sections[mark]; ok {
+		return parseSection(op, "", cmd, text, asJSON)
+	}
+	var all []map[string]string
+	seen := map[string]bool{}
+	for i := 0; ; i++ {
+		text, ok := sections[mark+":"+strconv.Itoa(i)]
+		if !ok {
+			break
+		}
+		items, err := parseSection(op, "", cmd, text, asJSON)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range items {
+			key := m[".id"]
+			if key == "" {
+				key = m["slot"] + "\x00" + m["name"] + "\x00" + m["file-path"]
+			}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			all = append(all, m)
+		}
+	}
+	// Back to RouterOS's order (.id "*1A" counts up), as one print gives.
+	slices.SortStableFunc(all, func(a, b map[string]string) int {
+		x, okx := itemNumber(a)
+		y, oky := itemNumber(b)
+		switch {
+		case okx && oky:
+			return cmp.Compare(x, y)
+		case okx:
+			return -1
+		case oky:
+			return 1
+		}
+		return 0
+	})
+	return all, nil
+}
+
+// itemNumber is the number of a RouterOS item id ("*1A" = 26).
+func itemNumber(m map[string]string) (uint64, bool) {
+	id, ok := strings.CutPrefix(m[".id"], "*")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(id, 16, 64)
+	return n, err == nil
+}
+
+func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inventory, error) {
 	cmd := rc.list()
+	if paged {
+		cmd = rc.listPaged()
+	}
 	out, err := c.run(ctx, "list", "", cmd, false)
 	if err != nil {
 		return Inventory{}, err
@@ -719,7 +799,7 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error
 		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Retryable: IsRetryable(err), Err: err}
 	}
 	var inv Inventory
-	diskItems, err := parseSection("list disks", "", cmd, sections[markDisks], rc.json)
+	diskItems, err := pageItems("list disks", cmd, sections, markDisks, rc.json)
 	if err != nil {
 		return Inventory{}, err
 	}
@@ -732,7 +812,7 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error
 			inv.Disks = append(inv.Disks, d)
 		}
 	}
-	fileItems, err := parseSection("list files", "", cmd, sections[markFiles], rc.json)
+	fileItems, err := pageItems("list files", cmd, sections, markFiles, rc.json)
 	if err != nil {
 		return Inventory{}, err
 	}
@@ -745,7 +825,7 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error
 			inv.Files = append(inv.Files, f)
 		}
 	}
-	exportItems, err := parseSection("list exports", "", cmd, sections[markExports], rc.json)
+	exportItems, err := pageItems("list exports", cmd, sections, markExports, rc.json)
 	if err != nil {
 		return Inventory{}, err
 	}
@@ -761,6 +841,9 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands) (Inventory, error
 	poolItems, err := parseSection("list pool", "", cmd, sections[markPool], rc.json)
 	if err != nil {
 		return Inventory{}, err
+	}
+	if rc.json {
+		c.bigList.Store(max(len(diskItems), len(exportItems)) > listPageThreshold)
 	}
 	if len(poolItems) > 0 {
 		p, err := CapacityFromFields(poolItems[0])
@@ -788,8 +871,7 @@ func splitSections(out string) (map[string]string, error) {
 	var b strings.Builder
 	seenEnd := false
 	for _, line := range splitLines(out) {
-		switch t := strings.TrimSpace(line); t {
-		case markDisks, markFiles, markPool, markExports, markEnd:
+		if t := strings.TrimSpace(line); isMarker(t) {
 			if cur != "" {
 				sections[cur] = b.String()
 			}

@@ -1168,16 +1168,19 @@ func TestSimJSONFallback(t *testing.T) {
 	if _, err := c.List(ctx); err != nil { // probe: JSON
 		t.Fatal(err)
 	}
+	// Cut JSON makes List page; a cut page too, print detail.
 	cut := "##rds-reconcile:disks\n[{\".id\":\"*2\",\"slot\":\"pvc-a\",\"si\n##rds-reconcile:files\n[]\n##rds-reconcile:pool\n[]\n##rds-reconcile:end\n"
-	srv.SetFaults(sim.Faults{FailNext: []string{cut}})
+	cutPage := "##rds-reconcile:disks:0\n[{\".id\":\"*2\",\"slot\":\"pvc-a\",\"si\n##rds-reconcile:files:0\n[]\n##rds-reconcile:pool\n[]\n##rds-reconcile:end\n"
+	srv.SetFaults(sim.Faults{FailNext: []string{cut, cutPage}})
 	sent := len(srv.Commands())
 	inv, err := c.List(ctx)
 	if err != nil || len(inv.Disks) != 1 || inv.Disks[0].Size != gib {
 		t.Fatalf("List = %+v, %v", inv, err)
 	}
 	cmds := srv.Commands()[sent:]
-	if len(cmds) != 2 || strings.Contains(cmds[1], "serialize") {
-		t.Errorf("fallback commands = %q, want the JSON list then a detail list", cmds)
+	if len(cmds) != 3 || strings.Contains(cmds[0], "disks:0") || !strings.Contains(cmds[1], "disks:0") ||
+		strings.Contains(cmds[2], "serialize") {
+		t.Errorf("fallback commands = %q, want the JSON list, the paged JSON list, then a detail list", cmds)
 	}
 	if _, err := c.List(ctx); err != nil {
 		t.Fatal(err)

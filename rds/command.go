@@ -255,4 +255,115 @@ func (r readCommands) list() string {
 		`; :put "` + markEnd + `"`
 }
 
+// listPageThreshold: a List that saw more disks than this (managed or
+// exported) makes the next List on the client read in pages. RouterOS may
+// cap the string one :put prints (unverified; no limit is documented and
+// none was seen in the captures); a disk is about 500 bytes of JSON, so 256
+// disks (~128 KiB) stays below any cap we would guess at while keeping the
+// common case, a few dozen disks, on the single unpaged command.
+const listPageThreshold = 256
+
+// pageClasses split managed slots by the first character after the slot
+// prefix (managed slots are DNS-1123 labels: [a-z0-9]). PVC names are
+// pvc-<uuid>, so the hex digits are spread evenly; g-z is rare. Together
+// the classes cover [a-z0-9] exactly once.
+var pageClasses = []string{"01", "23", "45", "67", "89", "ab", "cd", "ef", "g-z"}
+
+// anyPages select every disk whatever its slot: each class of pageClasses,
+// the complement (a first character outside [a-z0-9]) and the empty slot
+// (if RouterOS allows one). Pages are disjoint; the client dedupes anyway.
+func anyPages() []string {
+	w := make([]string, 0, len(pageClasses)+2)
+	for _, cls := range pageClasses {
+		w = append(w, `slot~"^[`+cls+`]"`)
+	}
+	return append(w, `slot~"^[^0-9a-z]"`, `slot=""`)
+}
+
+// diskPages are the where clauses of the paged managed-disk section. With
+// a prefix they select every slot starting with it; without one (the managed filter
+// is then type=file) every slot, and the client keeps filtering.
+func (r readCommands) diskPages() []string {
+	if r.v.prefix == "" {
+		return anyPages()
+	}
+	w := make([]string, 0, len(pageClasses)+2)
+	for _, cls := range pageClasses {
+		// The prefix is [a-z0-9-]*: no regex metacharacters to escape.
+		w = append(w, `slot~"^`+r.v.prefix+`[`+cls+`]"`)
+	}
+	// No slot we make is in these two, but the unpaged listing would show
+	// one made by hand: so does the paged one.
+	return append(w, `slot~"^`+r.v.prefix+`[^0-9a-z]"`, `slot="`+r.v.prefix+`"`)
+}
+
+// exportPages are the where clauses of the paged exports section, which
+// the client uses for disks it does not manage only. Without a prefix that
+// is anyPages. With one they select exactly the slots not starting with
+// it: those that part from the prefix at character i (`^pv[^c]`), and the
+// prefix's own proper prefixes, the empty slot included (slot="pv"). The
+// slots that do start with it are the disk pages' already. Disks nobody
+// manages are few, so these pages are not split further.
+func (r readCommands) exportPages() []string {
+	p := r.v.prefix
+	if p == "" {
+		return anyPages()
+	}
+	w := make([]string, 0, 2*len(p))
+	for i := range len(p) {
+		// [a-z0-9-]: '-' right after '^' is a literal in a bracket.
+		w = append(w, `slot~"^`+p[:i]+`[^`+p[i:i+1]+`]"`)
+	}
+	for i := range len(p) {
+		w = append(w, `slot="`+p[:i]+`"`)
+	}
+	return w
+}
+
+// filePages page files(): a file the client keeps is <base>/<slot>.img
+// with a managed slot, so the classes after base/prefix cover them all.
+func (r readCommands) filePages() []string {
+	w := make([]string, 0, len(pageClasses))
+	for _, cls := range pageClasses {
+		w = append(w, `name~"`+r.v.base+`/`+r.v.prefix+`[`+cls+`]"`)
+	}
+	return w
+}
+
+// pages prints menu once per where clause, each after its own page marker
+// (mark:0, mark:1, ...).
+func (r readCommands) pages(b *strings.Builder, mark, menu string, wheres []string) {
+	for i, w := range wheres {
+		b.WriteString(`:put "` + mark + ":" + strconv.Itoa(i) + `"; ` + r.print(menu, w) + "; ")
+	}
+}
+
+// listPaged is list with the disk, file and export sections read in pages,
+// still one command line: one :put per page keeps each JSON string a
+// fraction of the whole.
+func (r readCommands) listPaged() string {
+	var b strings.Builder
+	r.pages(&b, markDisks, "/disk", r.diskPages())
+	r.pages(&b, markFiles, "/file", r.filePages())
+	b.WriteString(`:put "` + markPool + `"; ` + r.pool() + "; ")
+	r.pages(&b, markExports, "/disk", r.exportPages())
+	b.WriteString(`:put "` + markEnd + `"`)
+	return b.String()
+}
+
+// isMarker reports whether a trimmed line is a List marker: a section
+// marker, or a page marker <section>:<n> of disks, files or exports.
+func isMarker(t string) bool {
+	switch t {
+	case markDisks, markFiles, markPool, markExports, markEnd:
+		return true
+	}
+	for _, m := range [...]string{markDisks, markFiles, markExports} {
+		if n, ok := strings.CutPrefix(t, m+":"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
 const cmdResource = "/system resource print"
