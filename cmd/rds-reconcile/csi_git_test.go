@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,44 +55,13 @@ func startCSI(t *testing.T, args ...string) *csiServer {
 	}
 	maddr := ln.Addr().String()
 	ln.Close()
-	var out, errb syncBuffer
-	root := newRootCmd(strings.NewReader(""), &out, &errb)
-	root.SetArgs(append([]string{"csi", "--endpoint", "unix://" + sock, "--metrics-listen", maddr}, args...))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("csi returned %v\n%s", err, errb.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("csi did not stop on cancel")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("csi exited early: %v\n%s", err, errb.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no socket; stderr:\n%s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	errb := runCSICommand(t, sock, append([]string{"csi", "--endpoint", "unix://" + sock, "--metrics-listen", maddr}, args...))
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &csiServer{t: t, conn: conn, metrics: maddr, errb: &errb}
+	return &csiServer{t: t, conn: conn, metrics: maddr, errb: errb}
 }
 
 var csiMount = &csipb.VolumeCapability{AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},

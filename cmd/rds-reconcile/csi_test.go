@@ -67,39 +67,8 @@ target:
 	if err := os.Mkdir(stateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb syncBuffer
-	root := newRootCmd(strings.NewReader(""), &out, &errb)
-	root.SetArgs([]string{"csi", "--mode", "all", "--endpoint", "unix://" + sock, "--state-dir", stateDir,
+	runCSICommand(t, sock, []string{"csi", "--mode", "all", "--endpoint", "unix://" + sock, "--state-dir", stateDir,
 		"-f", base, "--node-id", "node-a", "--host", "node-a", "--fabric", "sim:" + fabricDir})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("csi returned %v\n%s", err, errb.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("csi did not stop on cancel")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("csi exited early: %v\n%s", err, errb.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no socket; stderr:\n%s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	if fi, err := os.Stat(stateDir); err != nil {
 		t.Error(err)
 	} else if fi.Mode().Perm() != 0o700 {
@@ -110,6 +79,7 @@ target:
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	ctx := context.Background()
 	info, err := csipb.NewIdentityClient(conn).GetPluginInfo(ctx, &csipb.GetPluginInfoRequest{})
 	if err != nil || info.GetName() != "rds.csi.rds-reconcile.io" {
 		t.Fatalf("GetPluginInfo: %v %v", info, err)
@@ -582,4 +552,42 @@ func checkCSIArgs(t *testing.T, where string, args []string) map[string]string {
 		}
 	}
 	return out
+}
+
+// runCSICommand runs `rds-reconcile ARGS` (a csi command) in-process until
+// the test ends, waits for its socket, and returns its stderr.
+func runCSICommand(t *testing.T, sock string, args []string) *syncBuffer {
+	t.Helper()
+	var out, errb syncBuffer
+	root := newRootCmd(strings.NewReader(""), &out, &errb)
+	root.SetArgs(args)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("csi returned %v\n%s", err, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("csi did not stop on cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			return &errb
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("csi exited early: %v\n%s", err, errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket; stderr:\n%s", errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
