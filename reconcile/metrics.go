@@ -46,11 +46,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
 			Help: "Unix time of the last reconcile pass that converged."}),
 	}
-	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.drift, m.planned, m.blocked,
-		m.controllers, m.actions, m.info, m.lastSuccess} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.reconciles, m.errors, m.duration, m.drift, m.planned, m.blocked,
+		m.controllers, m.actions, m.info, m.lastSuccess); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -152,10 +150,8 @@ func NewSyncMetrics(reg prometheus.Registerer) (*SyncMetrics, error) {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "git_sync_errors_total",
 			Help: "Failed syncs by reason (fetch, rewritten, unverified, checkout)."}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.info, m.commitTime, m.lastSync, m.behind, m.errors} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.info, m.commitTime, m.lastSync, m.behind, m.errors); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -179,4 +175,14 @@ func (m *SyncMetrics) Synced(s GitSync) {
 	if s.Failure != "" {
 		m.errors.WithLabelValues(s.Failure).Inc()
 	}
+}
+
+// register registers every collector, stopping at the first error.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

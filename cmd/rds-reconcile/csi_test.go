@@ -554,9 +554,10 @@ func checkCSIArgs(t *testing.T, where string, args []string) map[string]string {
 	return out
 }
 
-// runCSICommand runs `rds-reconcile ARGS` (a csi command) in-process until
-// the test ends, waits for its socket, and returns its stderr.
-func runCSICommand(t *testing.T, sock string, args []string) *syncBuffer {
+// runInProcess runs `rds-reconcile ARGS` in-process until the test ends
+// (cancelled then, and it must return nil) and gives its stderr and its
+// result channel.
+func runInProcess(t *testing.T, args []string) (*syncBuffer, <-chan error) {
 	t.Helper()
 	var out, errb syncBuffer
 	root := newRootCmd(strings.NewReader(""), &out, &errb)
@@ -569,16 +570,24 @@ func runCSICommand(t *testing.T, sock string, args []string) *syncBuffer {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("csi returned %v\n%s", err, errb.String())
+				t.Errorf("%s returned %v\n%s", strings.Join(args, " "), err, errb.String())
 			}
 		case <-time.After(10 * time.Second):
-			t.Error("csi did not stop on cancel")
+			t.Errorf("%s did not stop on cancel", strings.Join(args, " "))
 		}
 	})
+	return &errb, done
+}
+
+// runCSICommand runs a csi command in-process until the test ends, waits
+// for its socket, and returns its stderr.
+func runCSICommand(t *testing.T, sock string, args []string) *syncBuffer {
+	t.Helper()
+	errb, done := runInProcess(t, args)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
-			return &errb
+			return errb
 		}
 		select {
 		case err := <-done:

@@ -105,25 +105,9 @@ func startRun(t *testing.T, e *env, args ...string) *looper {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	root := newRootCmd(strings.NewReader(""), &out, &errb)
-	root.SetArgs(append([]string{"--fabric", "sim:" + e.hostDir, "--host", "node-a", "run", "--listen", addr,
+	errb, _ := runInProcess(t, append([]string{"--fabric", "sim:" + e.hostDir, "--host", "node-a", "run", "--listen", addr,
 		"--interval", "1h", "--settle", "100ms", "--git-interval", "200ms", "--state-dir", filepath.Join(e.dir, "var")}, args...))
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v\n%s", err, errb.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not stop")
-		}
-	})
-	return &looper{t: t, addr: addr, errb: &errb}
+	return &looper{t: t, addr: addr, errb: errb}
 }
 
 func (l *looper) get(path string) (int, string) {
