@@ -9,7 +9,6 @@ package reconcile
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -78,101 +77,6 @@ const (
 	DefaultRDSParallelism = 4
 	DefaultDeviceWait     = 30 * time.Second
 )
-
-// Kind is what an action does.
-type Kind string
-
-// Action kinds.
-const (
-	KindCreate           Kind = "create"            // create disk (+ file, export)
-	KindFixExport        Kind = "fix-export"        // export off, wrong NQN, port, mount-filesystem or allow list
-	KindGrow             Kind = "grow"              // grow disk file
-	KindDelete           Kind = "delete"            // delete disk and its file
-	KindRemoveFile       Kind = "remove-file"       // remove a leftover .img file
-	KindConnect          Kind = "connect"           // connect this host
-	KindSetTimeouts      Kind = "set-timeouts"      // update timeouts in place
-	KindRescan           Kind = "rescan"            // rescan namespaces after grow
-	KindReconnect        Kind = "reconnect"         // disconnect then connect
-	KindDisconnect       Kind = "disconnect"        // volume no longer attached here
-	KindDisconnectOrphan Kind = "disconnect-orphan" // undeclared managed controller
-	KindBlocked          Kind = "blocked"           // a safety rule stops the action
-)
-
-// Phase orders actions: RDS creates and repairs, then host connects and
-// updates, then host disconnects, then RDS deletes last.
-type Phase int
-
-// Phases, in execution order.
-const (
-	PhaseRDS Phase = iota
-	PhaseHost
-	PhaseHostDetach
-	PhaseRDSDelete
-)
-
-func (p Phase) String() string {
-	switch p {
-	case PhaseRDS:
-		return "rds"
-	case PhaseHost:
-		return "host"
-	case PhaseHostDetach:
-		return "host-detach"
-	case PhaseRDSDelete:
-		return "rds-delete"
-	}
-	return "unknown"
-}
-
-// MarshalText writes the phase by name in JSON.
-func (p Phase) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-// UnmarshalText reads a phase name.
-func (p *Phase) UnmarshalText(b []byte) error {
-	for _, q := range []Phase{PhaseRDS, PhaseHost, PhaseHostDetach, PhaseRDSDelete} {
-		if q.String() == string(b) {
-			*p = q
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown phase %q", b)
-}
-
-// Phase returns the phase an action of kind k runs in. A blocked action
-// takes the phase of what it would have done (Wanted).
-func (k Kind) Phase() Phase {
-	switch k {
-	case KindCreate, KindFixExport, KindGrow:
-		return PhaseRDS
-	case KindConnect, KindSetTimeouts, KindRescan, KindReconnect:
-		return PhaseHost
-	case KindDisconnect, KindDisconnectOrphan:
-		return PhaseHostDetach
-	case KindDelete, KindRemoveFile:
-		return PhaseRDSDelete
-	}
-	return PhaseRDS
-}
-
-// Destructive says whether k removes something (a controller, a disk, a
-// file) that a later pass could not simply put back: the kinds the loop
-// confirms over two passes and apply's verification lets a caller hold.
-func (k Kind) Destructive() bool {
-	switch k {
-	case KindDisconnect, KindDisconnectOrphan, KindDelete, KindRemoveFile:
-		return true
-	}
-	return false
-}
-
-// OnRDS says whether the action changes the RDS (else this host).
-func (k Kind) OnRDS() bool {
-	switch k {
-	case KindCreate, KindFixExport, KindGrow, KindDelete, KindRemoveFile:
-		return true
-	}
-	return false
-}
 
 // Action is one step of a plan.
 type Action struct {
@@ -285,20 +189,25 @@ type Summary struct {
 func (p *Plan) Summary() Summary {
 	var s Summary
 	for _, a := range p.Actions {
-		switch a.Kind {
-		case KindCreate, KindConnect:
-			s.Create++
-		case KindFixExport, KindGrow, KindSetTimeouts, KindRescan, KindReconnect:
-			s.Change++
-		case KindDisconnect, KindDisconnectOrphan:
-			s.Disconnect++
-		case KindDelete, KindRemoveFile:
-			s.Delete++
-		case KindBlocked:
-			s.Blocked++
-		}
+		s.add(a.Kind)
 	}
 	return s
+}
+
+// add counts one action of kind k in its bucket (see kindTable).
+func (s *Summary) add(k Kind) {
+	switch k.Bucket() {
+	case BucketCreate:
+		s.Create++
+	case BucketChange:
+		s.Change++
+	case BucketDisconnect:
+		s.Disconnect++
+	case BucketDelete:
+		s.Delete++
+	case BucketBlocked:
+		s.Blocked++
+	}
 }
 
 // Empty says whether the plan has nothing to do and nothing blocked.
