@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // Sentinel errors; callers test them with errors.Is. The wrapped message says
@@ -26,23 +28,6 @@ var (
 	ErrInvalidRequest = errors.New("invalid connect request")
 )
 
-// RetryableError marks a failure that may go away by itself: the target
-// refused the connection, the block device did not appear in time, EAGAIN.
-type RetryableError struct {
-	Err error
-}
-
-func (e *RetryableError) Error() string { return e.Err.Error() }
-func (e *RetryableError) Unwrap() error { return e.Err }
-
-// Retryable wraps err as a RetryableError (nil stays nil).
-func Retryable(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &RetryableError{Err: err}
-}
-
 // transientErrno says whether a kernel answer to a fabrics write describes
 // a transient condition: target down, busy, interrupted, or a connect-time
 // NVMe status the kernel maps to EIO (such as a host not yet allowed).
@@ -56,27 +41,32 @@ func transientErrno(e syscall.Errno) bool {
 	return false
 }
 
-// IsRetryable says whether retrying err later may succeed: a RetryableError
-// anywhere in the chain, or one of the transient errnos above. EINVAL (bad
-// options), EPERM and ENOENT (module not loaded) are not retryable.
-func IsRetryable(err error) bool {
+// transient says whether retrying err later may succeed: a mark anywhere
+// in the chain, or one of the transient errnos above. EINVAL (bad options),
+// EPERM and ENOENT (module not loaded) are not.
+func transient(err error) bool {
 	if err == nil {
 		return false
 	}
-	var re *RetryableError
-	if errors.As(err, &re) {
+	if retryable.Is(err) {
 		return true
 	}
 	var errno syscall.Errno
 	return errors.As(err, &errno) && transientErrno(errno)
 }
 
-// classify wraps a kernel error from a connect so IsRetryable and errors.Is
+// markTransient marks err when a transient errno is in its chain. Every
+// exported Linux method passes its error through it, so callers need only
+// retryable.Is: the kernel's errnos stay fabric's business.
+func markTransient(err error) error {
+	if transient(err) {
+		return retryable.Mark(err)
+	}
+	return err
+}
+
+// classify wraps a kernel error from a connect so retryable.Is and errors.Is
 // work on the result; the errno stays in the chain.
 func classify(err error, format string, args ...any) error {
-	wrapped := fmt.Errorf(format+": %w", append(args, err)...)
-	if IsRetryable(err) {
-		return Retryable(wrapped)
-	}
-	return wrapped
+	return markTransient(fmt.Errorf(format+": %w", append(args, err)...))
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // TestRealKernel runs the Linux host against the real kernel: it needs root,
@@ -183,7 +185,7 @@ func TestRealKernel(t *testing.T) {
 	// Device wait: a subsystem without namespaces never gets a block device.
 	er := ConnectRequest{NQN: empty, Address: "127.0.0.1", Port: port, DeviceWait: 3 * time.Second, Timeouts: Timeouts{CtrlLossTmo: -1, ReconnectDelay: 2}}
 	_, err = l.Connect(ctx, er)
-	if !IsRetryable(err) {
+	if !retryable.Is(err) {
 		t.Errorf("device wait: %v", err)
 	}
 	t.Logf("device wait: %v", err)
@@ -198,8 +200,8 @@ func TestRealKernel(t *testing.T) {
 
 	// Nobody listens on 4431: the kernel refuses, and that is retryable.
 	_, err = l.Connect(ctx, ConnectRequest{NQN: nqn, Address: "127.0.0.1", Port: 4431, Timeouts: Timeouts{CtrlLossTmo: 0, ReconnectDelay: 1}})
-	t.Logf("refused: %v (retryable %v)", err, IsRetryable(err))
-	if !IsRetryable(err) {
+	t.Logf("refused: %v (retryable %v)", err, retryable.Is(err))
+	if !retryable.Is(err) {
 		t.Errorf("refused connect not retryable: %v", err)
 	}
 	if list, _ := l.List(ctx); len(list) != 0 {
@@ -229,8 +231,8 @@ func TestRealKernel(t *testing.T) {
 		t.Errorf("nvme-cli already connected: %+v %v", cc2, err)
 	}
 	_, err = lc.Connect(ctx, ConnectRequest{NQN: nqn, Address: "127.0.0.1", Port: 4431, Timeouts: Timeouts{CtrlLossTmo: 0, ReconnectDelay: 1}})
-	t.Logf("nvme-cli refused: %v (retryable %v)", err, IsRetryable(err))
-	if err == nil || !IsRetryable(err) {
+	t.Logf("nvme-cli refused: %v (retryable %v)", err, retryable.Is(err))
+	if err == nil || !retryable.Is(err) {
 		t.Errorf("nvme-cli refused: %v", err)
 	}
 	must(lc.Disconnect(ctx, cc.Name, false))

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // Defaults for LinuxOptions and ConnectRequest.
@@ -190,9 +192,10 @@ func (l *Linux) List(ctx context.Context) ([]Controller, error) {
 	}
 	s, err := l.scanner(true)
 	if err != nil {
-		return nil, err
+		return nil, markTransient(err)
 	}
-	return s.list()
+	cs, err := s.list()
+	return cs, markTransient(err)
 }
 
 // get reads one controller with in-use state.
@@ -219,7 +222,7 @@ func (l *Linux) Connect(ctx context.Context, req ConnectRequest) (Controller, er
 	if req.HostNQN == "" {
 		h, err := l.HostNQN(ctx)
 		if err != nil {
-			return Controller{}, err
+			return Controller{}, markTransient(err)
 		}
 		req.HostNQN = h
 	}
@@ -240,7 +243,7 @@ func (l *Linux) Connect(ctx context.Context, req ConnectRequest) (Controller, er
 		name, created, err = l.connectDevice(req)
 	}
 	if err != nil {
-		return Controller{}, err
+		return Controller{}, markTransient(err)
 	}
 	log := l.log.With("controller", name, "nqn", req.NQN, "traddr", req.Address, "trsvcid", req.Port)
 	if created {
@@ -255,7 +258,7 @@ func (l *Linux) Connect(ctx context.Context, req ConnectRequest) (Controller, er
 				log.Warn("delete after failed device wait", "err", derr)
 			}
 		}
-		return Controller{}, err
+		return Controller{}, markTransient(err)
 	}
 	if created {
 		want := req.Timeouts.Effective()
@@ -321,7 +324,7 @@ func (l *Linux) connectCLI(ctx context.Context, req ConnectRequest) (name string
 			return "", false, werr
 		}
 		// Everything else (refused, timed out, host not allowed yet) may pass.
-		return "", false, Retryable(werr)
+		return "", false, retryable.Mark(werr)
 	}
 	// nvme-cli 1.x prints "connecting to device: nvme3", 2.x nothing.
 	if m := cliDeviceRE.FindStringSubmatch(text); m != nil && strings.Contains(text, "device") {
@@ -355,7 +358,7 @@ func (l *Linux) findExisting(req ConnectRequest) (string, error) {
 		return c.Name, nil
 	}
 	// The kernel saw one a moment ago; it may be going away right now.
-	return "", Retryable(fmt.Errorf("%w: kernel reports %s at %s:%d already connected but no such controller is listed",
+	return "", retryable.Mark(fmt.Errorf("%w: kernel reports %s at %s:%d already connected but no such controller is listed",
 		ErrNotFound, req.NQN, req.Address, req.Port))
 }
 
@@ -372,7 +375,7 @@ func (l *Linux) waitDevice(ctx context.Context, name string, wait time.Duration)
 	for {
 		c, err := s.controller(name)
 		if errors.Is(err, ErrNotFound) {
-			return Controller{}, Retryable(fmt.Errorf("controller %s vanished while waiting for its block device: %w", name, err))
+			return Controller{}, retryable.Mark(fmt.Errorf("controller %s vanished while waiting for its block device: %w", name, err))
 		}
 		if err != nil {
 			return Controller{}, err
@@ -383,7 +386,7 @@ func (l *Linux) waitDevice(ctx context.Context, name string, wait time.Duration)
 			}
 		}
 		if !time.Now().Before(deadline) {
-			return Controller{}, Retryable(fmt.Errorf("controller %s (state %q): no namespace block device after %s", name, c.State, wait))
+			return Controller{}, retryable.Mark(fmt.Errorf("controller %s (state %q): no namespace block device after %s", name, c.State, wait))
 		}
 		select {
 		case <-ctx.Done():
@@ -403,7 +406,7 @@ func (l *Linux) SetTimeouts(ctx context.Context, name string, t Timeouts) error 
 	}
 	c, err := l.get(name)
 	if err != nil {
-		return err
+		return markTransient(err)
 	}
 	if !IsManaged(c.SubsysNQN, l.opts.ManagedPrefixes) {
 		return fmt.Errorf("%w: %s (%s) is outside the managed NQN prefixes", ErrNotManaged, name, c.SubsysNQN)
@@ -428,12 +431,12 @@ func (l *Linux) SetTimeouts(ctx context.Context, name string, t Timeouts) error 
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%w: %s", ErrNotFound, name)
 			}
-			return fmt.Errorf("set %s %s=%d: %w", name, a.attr, a.v, err)
+			return classify(err, "set %s %s=%d", name, a.attr, a.v)
 		}
 	}
 	got, err := l.get(name)
 	if err != nil {
-		return err
+		return markTransient(err)
 	}
 	if got.Timeouts.CtrlLossTmo != want.CtrlLossTmo || got.Timeouts.ReconnectDelay != want.ReconnectDelay {
 		return fmt.Errorf("%w: %s: ctrl_loss_tmo %d reconnect_delay %d, want %d and %d", ErrTimeoutsMismatch,
@@ -456,7 +459,7 @@ func (l *Linux) Rescan(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
-		return fmt.Errorf("rescan %s: %w", name, err)
+		return classify(err, "rescan %s", name)
 	}
 	return nil
 }
@@ -469,13 +472,13 @@ func (l *Linux) Disconnect(ctx context.Context, name string, force bool) error {
 	}
 	c, err := l.get(name)
 	if err != nil {
-		return err
+		return markTransient(err)
 	}
 	if err := DisconnectAllowed(c, l.opts.ManagedPrefixes, force); err != nil {
 		return err
 	}
 	if err := l.deleteController(ctx, name); err != nil {
-		return err
+		return markTransient(err)
 	}
 	l.log.Debug("disconnected", "controller", name, "nqn", c.SubsysNQN, "force", force)
 	return nil
@@ -501,7 +504,7 @@ func (l *Linux) deleteController(ctx context.Context, name string) error {
 			return nil
 		}
 		if !time.Now().Before(deadline) {
-			return Retryable(fmt.Errorf("controller %s still present %s after delete", name, l.opts.DeleteWait))
+			return retryable.Mark(fmt.Errorf("controller %s still present %s after delete", name, l.opts.DeleteWait))
 		}
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 const mixed = "testdata/sysfs-mixed"
@@ -165,7 +167,7 @@ func TestValidateRequest(t *testing.T) {
 	for name, mut := range bad {
 		r := ok
 		mut(&r)
-		if err := ValidateRequest(r); !errors.Is(err, ErrInvalidRequest) || IsRetryable(err) {
+		if err := ValidateRequest(r); !errors.Is(err, ErrInvalidRequest) || retryable.Is(err) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -267,7 +269,7 @@ func TestConnectAlreadyConnected(t *testing.T) {
 	// The kernel says EALREADY but nothing matches: retryable, not found.
 	k.failErrno = syscall.EALREADY
 	_, err = l.Connect(ctx, req("nqn.2000-02.com.mikrotik:zzz"))
-	if !errors.Is(err, ErrNotFound) || !IsRetryable(err) {
+	if !errors.Is(err, ErrNotFound) || !retryable.Is(err) {
 		t.Errorf("EALREADY without a match: %v", err)
 	}
 }
@@ -280,7 +282,7 @@ func TestConnectDeviceWaitTimeout(t *testing.T) {
 	r.DeviceWait = 50 * time.Millisecond
 	start := time.Now()
 	_, err := l.Connect(context.Background(), r)
-	if err == nil || !IsRetryable(err) || !strings.Contains(err.Error(), "no namespace block device") {
+	if err == nil || !retryable.Is(err) || !strings.Contains(err.Error(), "no namespace block device") {
 		t.Fatalf("err = %v, want retryable device wait error", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -314,7 +316,7 @@ func TestConnectTimeoutsMismatch(t *testing.T) {
 	k.cltForce = "600"
 	l := k.linux(LinuxOptions{ManagedPrefixes: managed})
 	c, err := l.Connect(context.Background(), req("nqn.2000-02.com.mikrotik:a"))
-	if !errors.Is(err, ErrTimeoutsMismatch) || IsRetryable(err) || c.Name != "nvme0" {
+	if !errors.Is(err, ErrTimeoutsMismatch) || retryable.Is(err) || c.Name != "nvme0" {
 		t.Fatalf("Connect = %+v, %v", c, err)
 	}
 	k2 := newFakeKernel(t, emptyRoot(t))
@@ -342,15 +344,15 @@ func TestConnectErrnos(t *testing.T) {
 		k.failErrno = c.errno
 		l := k.linux(LinuxOptions{})
 		_, err := l.Connect(context.Background(), req("nqn.2000-02.com.mikrotik:a"))
-		if !errors.Is(err, c.errno) || IsRetryable(err) != c.retryable {
-			t.Errorf("%v: err %v retryable %v", c.errno, err, IsRetryable(err))
+		if !errors.Is(err, c.errno) || retryable.Is(err) != c.retryable {
+			t.Errorf("%v: err %v retryable %v", c.errno, err, retryable.Is(err))
 		}
 	}
 	// Module not loaded: not retryable.
 	root := emptyRoot(t)
 	l := NewLinux(LinuxOptions{SysfsRoot: filepath.Join(root, "sys"), DevRoot: filepath.Join(root, "nodev"),
 		HostNQNFile: filepath.Join(root, "etc", "machine-id")})
-	if _, err := l.Connect(context.Background(), req("nqn.x:a")); err == nil || IsRetryable(err) {
+	if _, err := l.Connect(context.Background(), req("nqn.x:a")); err == nil || retryable.Is(err) {
 		t.Errorf("missing /dev/nvme-fabrics: %v", err)
 	}
 	if err := l.Usable(context.Background()); err == nil {
@@ -394,11 +396,11 @@ func TestConnectNVMeCLI(t *testing.T) {
 	}
 	k.failErrno = syscall.ECONNREFUSED
 	current.NQN += "-other"
-	if _, err := l.Connect(ctx, current); !IsRetryable(err) {
+	if _, err := l.Connect(ctx, current); !retryable.Is(err) {
 		t.Errorf("cli refused: %v", err)
 	}
 	k.failErrno = syscall.EINVAL
-	if _, err := l.Connect(ctx, current); err == nil || IsRetryable(err) {
+	if _, err := l.Connect(ctx, current); err == nil || retryable.Is(err) {
 		t.Errorf("cli invalid argument: %v", err)
 	}
 }
@@ -442,7 +444,7 @@ func TestDisconnectGuards(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(k.classDir(), "nvme3", "delete_controller"), "")
 	l.opts.DeleteWait = 30 * time.Millisecond
-	if err := l.Disconnect(ctx, "nvme3", false); !IsRetryable(err) {
+	if err := l.Disconnect(ctx, "nvme3", false); !retryable.Is(err) {
 		t.Errorf("stuck delete: %v", err)
 	}
 }
@@ -584,14 +586,15 @@ func TestHostNQN(t *testing.T) {
 }
 
 func TestRetryable(t *testing.T) {
-	if IsRetryable(nil) || IsRetryable(errors.New("x")) || Retryable(nil) != nil {
+	if retryable.Is(nil) || retryable.Is(errors.New("x")) || retryable.Mark(nil) != nil {
 		t.Error("nil / plain errors")
 	}
-	wrapped := fmt.Errorf("outer: %w", Retryable(ErrNotFound))
-	if !IsRetryable(wrapped) || !errors.Is(wrapped, ErrNotFound) {
+	wrapped := fmt.Errorf("outer: %w", retryable.Mark(ErrNotFound))
+	if !retryable.Is(wrapped) || !errors.Is(wrapped, ErrNotFound) {
 		t.Error("wrapped retryable")
 	}
-	if !IsRetryable(&os.PathError{Op: "write", Err: syscall.ECONNREFUSED}) || IsRetryable(&os.PathError{Op: "write", Err: syscall.EINVAL}) {
+	// A kernel errno is marked at fabric's boundary when it is transient.
+	if !retryable.Is(markTransient(&os.PathError{Op: "write", Err: syscall.ECONNREFUSED})) || retryable.Is(markTransient(&os.PathError{Op: "write", Err: syscall.EINVAL})) {
 		t.Error("errnos")
 	}
 }

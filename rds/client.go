@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // Client is what the reconciler needs from an RDS. SSHClient implements it;
@@ -411,7 +413,7 @@ func isTerminalDial(err error) bool {
 }
 
 func (c *SSHClient) ctxError(op, slot, cmd string, err error, ambiguous bool) *Error {
-	return &Error{Op: op, Slot: slot, Command: cmd, Retryable: errors.Is(err, context.DeadlineExceeded), Ambiguous: ambiguous, Err: err}
+	return &Error{Op: op, Slot: slot, Command: cmd, Ambiguous: ambiguous, Err: markIf(errors.Is(err, context.DeadlineExceeded), err)}
 }
 
 // timeoutError is a command that ran out of CommandTimeout. last is the
@@ -426,7 +428,7 @@ func (c *SSHClient) timeoutError(op, slot, cmd string, last error, sent bool, re
 	default:
 		err = fmt.Errorf("%w: not sent within %v (commandTimeout; last error: %v): %w", ErrTimeout, c.cfg.CommandTimeout, last, context.DeadlineExceeded)
 	}
-	return &Error{Op: op, Slot: slot, Command: cmd, Retryable: true, Ambiguous: ambiguous, Err: err}
+	return &Error{Op: op, Slot: slot, Command: cmd, Ambiguous: ambiguous, Err: retryable.Mark(err)}
 }
 
 func (c *SSHClient) transportError(op, slot, cmd string, err error) *Error {
@@ -435,10 +437,10 @@ func (c *SSHClient) transportError(op, slot, cmd string, err error) *Error {
 	case errors.Is(err, errClosed):
 	case isTerminalDial(err):
 	default:
-		e.Retryable = true
 		if !errors.Is(err, ErrConnection) {
-			e.Err = fmt.Errorf("%w: %w", ErrConnection, err)
+			err = fmt.Errorf("%w: %w", ErrConnection, err)
 		}
+		e.Err = retryable.Mark(err)
 	}
 	return e
 }
@@ -796,7 +798,7 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inve
 			e.Command = cmd
 			return Inventory{}, e
 		}
-		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Retryable: IsRetryable(err), Err: err}
+		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Err: markIf(transportRetryable(err), err)}
 	}
 	var inv Inventory
 	diskItems, err := pageItems("list disks", cmd, sections, markDisks, rc.json)

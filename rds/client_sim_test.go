@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/rds/sim"
 )
@@ -199,13 +200,13 @@ func TestSimAllOperations(t *testing.T) {
 				t.Fatalf("after SetExport+Grow: %+v, %v", d, err)
 			}
 			sent := len(srv.Commands())
-			if err := c.Grow(ctx, "pvc-a", 10*gib); !errors.Is(err, rds.ErrShrink) || rds.IsRetryable(err) {
+			if err := c.Grow(ctx, "pvc-a", 10*gib); !errors.Is(err, rds.ErrShrink) || retryable.Is(err) {
 				t.Errorf("shrink: %v, want ErrShrink", err)
 			}
 			if cmds := srv.Commands()[sent:]; len(cmds) != 1 || !strings.Contains(cmds[0], "print") {
 				t.Errorf("shrink sent %q, want only the read of the current size", cmds)
 			}
-			if err := c.Create(ctx, createReq("pvc-huge", 2<<40)); !errors.Is(err, rds.ErrNoSpace) || rds.IsRetryable(err) {
+			if err := c.Create(ctx, createReq("pvc-huge", 2<<40)); !errors.Is(err, rds.ErrNoSpace) || retryable.Is(err) {
 				t.Errorf("Create too big: %v, want terminal ErrNoSpace", err)
 			}
 
@@ -330,7 +331,7 @@ func TestSimInjectionRefused(t *testing.T) {
 			if (name == "create-nqn" && (s == "" || s == "PVC-X" || s == "other")) || (name == "delete-path" && s == "") {
 				continue // still a valid NQN or path
 			}
-			if err := op(s); !errors.Is(err, rds.ErrInvalid) || rds.IsRetryable(err) {
+			if err := op(s); !errors.Is(err, rds.ErrInvalid) || retryable.Is(err) {
 				t.Errorf("%s(%q) = %v, want ErrInvalid", name, s, err)
 			}
 		}
@@ -368,7 +369,7 @@ func TestSimHostKeys(t *testing.T) {
 		cfg := clientConfig(t, srv)
 		cfg.KnownHostsFile = knownHosts(t, "# empty")
 		_, err := newClient(t, cfg).List(ctx)
-		if !errors.Is(err, rds.ErrHostKey) || rds.IsRetryable(err) {
+		if !errors.Is(err, rds.ErrHostKey) || retryable.Is(err) {
 			t.Fatalf("err = %v, want terminal ErrHostKey", err)
 		}
 		for _, want := range []string{"ssh-keyscan -p", cfg.KnownHostsFile, "SHA256:"} {
@@ -381,7 +382,7 @@ func TestSimHostKeys(t *testing.T) {
 		cfg := clientConfig(t, srv)
 		cfg.KnownHostsFile = knownHosts(t, knownhosts.Line([]string{knownhosts.Normalize(srv.Addr())}, otherPub))
 		_, err := newClient(t, cfg).List(ctx)
-		if !errors.Is(err, rds.ErrHostKey) || rds.IsRetryable(err) {
+		if !errors.Is(err, rds.ErrHostKey) || retryable.Is(err) {
 			t.Fatalf("err = %v, want terminal ErrHostKey", err)
 		}
 		for _, want := range []string{"CHANGED", "ssh-keygen -R", ssh.FingerprintSHA256(otherPub), ssh.FingerprintSHA256(srv.HostKey())} {
@@ -512,7 +513,7 @@ func TestSimAuth(t *testing.T) {
 		cfg.PrivateKey, cfg.Password = nil, wrong
 		cfg.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		_, err := newClient(t, cfg).Version(ctx)
-		if !errors.Is(err, rds.ErrAuth) || rds.IsRetryable(err) {
+		if !errors.Is(err, rds.ErrAuth) || retryable.Is(err) {
 			t.Fatalf("err = %v, want terminal ErrAuth", err)
 		}
 		if strings.Contains(err.Error(), wrong) || strings.Contains(logs.String(), wrong) {
@@ -543,8 +544,8 @@ func TestSimFaults(t *testing.T) {
 			srv.SetFaults(sim.Faults{FailNext: []string{tc.msg}})
 			err := c.Create(ctx, createReq("pvc-f", gib))
 			var e *rds.Error
-			if !errors.Is(err, tc.want) || rds.IsRetryable(err) != tc.retryable || !errors.As(err, &e) || e.Output != tc.msg {
-				t.Errorf("%q: err = %v retryable=%v", tc.msg, err, rds.IsRetryable(err))
+			if !errors.Is(err, tc.want) || retryable.Is(err) != tc.retryable || !errors.As(err, &e) || e.Output != tc.msg {
+				t.Errorf("%q: err = %v retryable=%v", tc.msg, err, retryable.Is(err))
 			}
 		}
 		// A failing read is judged by its text too.
@@ -587,7 +588,7 @@ func TestSimFaults(t *testing.T) {
 		}
 		srv.SetFaults(sim.Faults{DropAfter: 0, DropProbability: 1})
 		err := c.Create(ctx, createReq("pvc-d", gib))
-		if !errors.Is(err, rds.ErrConnection) || !rds.IsRetryable(err) {
+		if !errors.Is(err, rds.ErrConnection) || !retryable.Is(err) {
 			t.Fatalf("err = %v, want retryable ErrConnection", err)
 		}
 		// The write was sent once and not repeated behind our back.
@@ -620,7 +621,7 @@ func TestSimFaults(t *testing.T) {
 					return err
 				}
 				return c.Create(ctx, createReq(slot, gib))
-			}, retry.RetryIf(rds.IsRetryable), retry.Attempts(30), retry.Delay(time.Millisecond),
+			}, retry.RetryIf(retryable.Is), retry.Attempts(30), retry.Delay(time.Millisecond),
 				retry.Context(ctx), retry.LastErrorOnly(true))
 			if err != nil {
 				t.Fatalf("create %s: %v", slot, err)
@@ -646,7 +647,7 @@ func TestSimFaults(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("List took %v past a 150ms deadline", took)
 		}
-		if !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) {
+		if !errors.Is(err, context.DeadlineExceeded) || !retryable.Is(err) {
 			t.Errorf("err = %v, want retryable deadline error", err)
 		}
 		srv.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
@@ -661,7 +662,7 @@ func TestSimFaults(t *testing.T) {
 		cfg.Timeout = 200 * time.Millisecond
 		start := time.Now()
 		_, err := newClient(t, cfg).Version(ctxT(t))
-		if !errors.Is(err, rds.ErrConnection) || !rds.IsRetryable(err) {
+		if !errors.Is(err, rds.ErrConnection) || !retryable.Is(err) {
 			t.Errorf("err = %v, want retryable ErrConnection", err)
 		}
 		if took := time.Since(start); took > 3*time.Second {
@@ -724,7 +725,7 @@ func TestSimFaults(t *testing.T) {
 		start := time.Now()
 		err := bounded.Create(ctx, createReq("pvc-cap-bounded", gib))
 		took := time.Since(start)
-		if !errors.Is(err, rds.ErrTimeout) || !rds.IsRetryable(err) || rds.IsAmbiguous(err) {
+		if !errors.Is(err, rds.ErrTimeout) || !retryable.Is(err) || rds.IsAmbiguous(err) {
 			t.Errorf("refused past the timeout: %v, want retryable, unambiguous ErrTimeout", err)
 		}
 		if took > 600*time.Millisecond+time.Second {
@@ -759,7 +760,7 @@ func TestSimCommandTimeout(t *testing.T) {
 	_, err := c.Version(ctx)
 	took := time.Since(start)
 	t.Logf("read answered after 20s, command timeout %v: failed after %v: %v", timeout, took, err)
-	if !errors.Is(err, rds.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) || rds.IsAmbiguous(err) {
+	if !errors.Is(err, rds.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !retryable.Is(err) || rds.IsAmbiguous(err) {
 		t.Errorf("slow read: %v, want a retryable, unambiguous ErrTimeout", err)
 	}
 	if took < timeout || took > timeout+margin {
@@ -778,7 +779,7 @@ func TestSimCommandTimeout(t *testing.T) {
 	err = c.Create(ctx, createReq("pvc-slow", gib))
 	took = time.Since(start)
 	t.Logf("write answered after 1s, command timeout %v: failed after %v: %v", timeout, took, err)
-	if !errors.Is(err, rds.ErrTimeout) || !rds.IsRetryable(err) || !rds.IsAmbiguous(err) {
+	if !errors.Is(err, rds.ErrTimeout) || !retryable.Is(err) || !rds.IsAmbiguous(err) {
 		t.Errorf("slow write: %v, want a retryable, ambiguous ErrTimeout", err)
 	}
 	if took > timeout+margin {
@@ -815,7 +816,7 @@ func TestSimCommandTimeout(t *testing.T) {
 	if took := time.Since(start); took > 150*time.Millisecond+margin {
 		t.Errorf("Grow took %v past a 150ms caller deadline", took)
 	}
-	if !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) || !rds.IsAmbiguous(err) {
+	if !errors.Is(err, context.DeadlineExceeded) || !retryable.Is(err) || !rds.IsAmbiguous(err) {
 		t.Errorf("Grow past the caller's deadline: %v, want retryable, ambiguous", err)
 	}
 }
@@ -908,7 +909,7 @@ func TestSimClose(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Version(ctx); err == nil || rds.IsRetryable(err) {
+	if _, err := c.Version(ctx); err == nil || retryable.Is(err) {
 		t.Errorf("call after Close: %v, want a terminal error", err)
 	}
 }
@@ -1021,7 +1022,7 @@ func TestSimSilentPeer(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		if _, err := c.List(ctx); !errors.Is(err, context.DeadlineExceeded) || !rds.IsRetryable(err) {
+		if _, err := c.List(ctx); !errors.Is(err, context.DeadlineExceeded) || !retryable.Is(err) {
 			t.Errorf("err = %v, want a retryable deadline error", err)
 		}
 		if took := time.Since(start); took > 2*time.Second {

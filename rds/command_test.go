@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 func TestQuote(t *testing.T) {
@@ -182,8 +184,8 @@ func TestClassifyOutput(t *testing.T) {
 		{"something unexpected", ErrRejected, false},
 	} {
 		err := outputError("op", "pvc-a", "/disk x", tc.out)
-		if !errors.Is(err, tc.want) || IsRetryable(err) != tc.retryable {
-			t.Errorf("%q: %v retryable=%v; want %v retryable=%v", tc.out, err, IsRetryable(err), tc.want, tc.retryable)
+		if !errors.Is(err, tc.want) || retryable.Is(err) != tc.retryable {
+			t.Errorf("%q: %v retryable=%v; want %v retryable=%v", tc.out, err, retryable.Is(err), tc.want, tc.retryable)
 		}
 	}
 	if errorLine("  0 slot=\"busy-1\"\n") != "" {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // Sentinel errors. Callers test them with errors.Is; every error returned by
@@ -50,17 +52,22 @@ var (
 // Error is the error type of every failed RDS operation. Command never holds
 // secrets: commands are built only from validated slot names, paths, NQNs and
 // numbers. Output is what RouterOS printed, trimmed and capped.
+//
+// A retryable failure has its Err marked with retryable.Mark (transport
+// failures, command timeouts, RouterOS busy); retryable.Is sees the mark
+// through Unwrap. Terminal errors — not enough space, invalid values, syntax
+// errors, no such item, host key and authentication failures, cancellation —
+// are left unmarked.
 type Error struct {
-	Op        string // "list", "create", ...
-	Slot      string // the slot concerned, when there is one
-	Command   string // the RouterOS command line, when one was sent or built
-	Output    string // RouterOS output that made us judge it an error
-	Retryable bool
+	Op      string // "list", "create", ...
+	Slot    string // the slot concerned, when there is one
+	Command string // the RouterOS command line, when one was sent or built
+	Output  string // RouterOS output that made us judge it an error
 	// Ambiguous: a mutating command was sent and then its answer was lost
 	// (connection dropped, command timeout, caller's deadline). It may or
 	// may not have been applied: read the state again before retrying.
 	Ambiguous bool
-	Err       error // a sentinel above, or the transport error
+	Err       error // a sentinel above or the transport error, marked when retryable
 }
 
 func (e *Error) Error() string {
@@ -91,22 +98,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// IsRetryable reports whether retrying the operation may succeed: transport
-// failures (refused or reset connections, EOF, timeouts, broken SSH sessions or
-// channels) and RouterOS saying it is busy. Terminal errors — not enough space,
-// invalid values, syntax errors, no such item, host key and authentication
-// failures, cancellation — return false. Meant for retry-go's RetryIf.
-func IsRetryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Retryable
-	}
-	return transportRetryable(err)
-}
-
 // IsAmbiguous reports whether err is a write that was sent but whose
 // outcome is unknown (see Error.Ambiguous).
 func IsAmbiguous(err error) bool {
@@ -114,9 +105,22 @@ func IsAmbiguous(err error) bool {
 	return errors.As(err, &e) && e.Ambiguous
 }
 
-// transportRetryable classifies errors that did not come from RouterOS text.
+// markIf marks err retryable when retry is true.
+func markIf(retry bool, err error) error {
+	if retry {
+		return retryable.Mark(err)
+	}
+	return err
+}
+
+// transportRetryable classifies errors that did not come from RouterOS text:
+// refused or reset connections, EOF, timeouts, broken SSH sessions or
+// channels are worth another try; cancellation and the terminal sentinels
+// are not.
 func transportRetryable(err error) bool {
 	switch {
+	case err == nil:
+		return false
 	case errors.Is(err, context.Canceled):
 		return false
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrShrink), errors.Is(err, ErrNoSpace),
@@ -215,7 +219,7 @@ func outputError(op, slot, cmd, out string) *Error {
 	}
 	return &Error{
 		Op: op, Slot: slot, Command: cmd, Output: capOutput(out),
-		Retryable: errors.Is(sentinel, ErrBusy), Err: sentinel,
+		Err: markIf(errors.Is(sentinel, ErrBusy), sentinel),
 	}
 }
 

@@ -13,9 +13,13 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
-func TestIsRetryable(t *testing.T) {
+// TestTransportRetryable: the classifier for errors that did not come from
+// RouterOS text, which decides whether rds marks them.
+func TestTransportRetryable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -40,13 +44,34 @@ func TestIsRetryable(t *testing.T) {
 		{"host key", ErrHostKey, false},
 		{"auth", ErrAuth, false},
 		{"unknown", errors.New("something"), false},
-		{"typed retryable", &Error{Op: "x", Retryable: true, Err: errors.New("y")}, true},
-		{"typed terminal over eof", &Error{Op: "x", Retryable: false, Err: io.EOF}, false},
-		{"wrapped typed", fmt.Errorf("apply: %w", &Error{Op: "x", Retryable: true, Err: ErrBusy}), true},
 	} {
-		if got := IsRetryable(tc.err); got != tc.want {
-			t.Errorf("%s: IsRetryable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		if got := transportRetryable(tc.err); got != tc.want {
+			t.Errorf("%s: transportRetryable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestErrorRetryable: an *Error is retryable exactly when its Err carries
+// the shared mark, whatever it wraps.
+func TestErrorRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"typed retryable", &Error{Op: "x", Err: retryable.Mark(errors.New("y"))}, true},
+		{"typed terminal over eof", &Error{Op: "x", Err: io.EOF}, false},
+		{"wrapped typed", fmt.Errorf("apply: %w", &Error{Op: "x", Err: retryable.Mark(ErrBusy)}), true},
+		{"output busy", outputError("create", "pvc-a", "/disk add", "busy"), true},
+		{"output no space", outputError("create", "pvc-a", "/disk add", "failure: not enough space"), false},
+	} {
+		if got := retryable.Is(tc.err); got != tc.want {
+			t.Errorf("%s: retryable.Is(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+	// The mark does not hide the sentinel.
+	if err := outputError("create", "pvc-a", "/disk add", "busy"); !errors.Is(err, ErrBusy) {
+		t.Errorf("busy output lost ErrBusy: %v", err)
 	}
 }
 
@@ -70,11 +95,11 @@ func TestErrorMessage(t *testing.T) {
 }
 
 func TestIsAmbiguous(t *testing.T) {
-	amb := &Error{Op: "create", Retryable: true, Ambiguous: true, Err: ErrTimeout}
+	amb := &Error{Op: "create", Ambiguous: true, Err: retryable.Mark(ErrTimeout)}
 	if !IsAmbiguous(amb) || !IsAmbiguous(fmt.Errorf("apply: %w", amb)) {
 		t.Error("ambiguous write not reported")
 	}
-	if IsAmbiguous(&Error{Op: "list", Retryable: true, Err: ErrTimeout}) || IsAmbiguous(ErrTimeout) || IsAmbiguous(nil) {
+	if IsAmbiguous(&Error{Op: "list", Err: retryable.Mark(ErrTimeout)}) || IsAmbiguous(ErrTimeout) || IsAmbiguous(nil) {
 		t.Error("unambiguous error reported ambiguous")
 	}
 	if !strings.Contains(amb.Error(), "may or may not have been applied") {

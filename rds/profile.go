@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // RouterOS version profiles. The client reads the version once per
@@ -228,7 +230,9 @@ func (p Profile) explain(cmd string, err error) error {
 		return err
 	}
 	out := *e
-	out.Err = fmt.Errorf("%w: %s on the RDS refused the command (%s); it may lack %s; upgrade RouterOS",
-		ErrUnsupported, p, strings.TrimSpace(e.Output), strings.Join(lacks, ", and "))
+	// The explanation replaces the sentinel, not the verdict: a refusal
+	// that was worth retrying stays so.
+	out.Err = markIf(retryable.Is(e.Err), fmt.Errorf("%w: %s on the RDS refused the command (%s); it may lack %s; upgrade RouterOS",
+		ErrUnsupported, p, strings.TrimSpace(e.Output), strings.Join(lacks, ", and ")))
 	return &out
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/rds/sim"
 )
@@ -111,7 +112,7 @@ func TestSimOldReleaseRefusal(t *testing.T) {
 	}
 	srv.SetFaults(sim.Faults{FailNext: []string{"expected end of command (line 1 column 98)"}})
 	err := c.Create(ctx, createReq("pvc-a", gib))
-	if !errors.Is(err, rds.ErrUnsupported) || rds.IsRetryable(err) {
+	if !errors.Is(err, rds.ErrUnsupported) || retryable.Is(err) {
 		t.Fatalf("Create on a refusing 7.16: %v, want terminal ErrUnsupported", err)
 	}
 	for _, want := range []string{"RouterOS 7.16 (stable)", "7.17 or later", "7.21 or later", "expected end of command"} {

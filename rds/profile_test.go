@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 func TestParseRouterOSVersion(t *testing.T) {
@@ -81,7 +83,7 @@ func TestProfileExplain(t *testing.T) {
 			t.Errorf("message lacks %q: %s", want, msg)
 		}
 	}
-	if !errors.Is(err, ErrUnsupported) || !errors.Is(err, ErrRejected) || IsRetryable(err) {
+	if !errors.Is(err, ErrUnsupported) || !errors.Is(err, ErrRejected) || retryable.Is(err) {
 		t.Errorf("explained refusal: %v, want terminal ErrUnsupported (an ErrRejected)", err)
 	}
 	var e *Error

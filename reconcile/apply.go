@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
@@ -431,8 +432,7 @@ func (ap *applier) retry(ctx context.Context, a Action, retryable func(error) bo
 // do executes one action with retries.
 func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
 	r := ap.r
-	rdsRetry := func(err error) bool { return rds.IsRetryable(err) }
-	fabRetry := func(err error) bool { return fabric.IsRetryable(err) }
+	rdsRetry, fabRetry := retryable.Is, retryable.Is
 	switch a.Kind {
 	case KindCreate:
 		return ap.retry(ctx, a, rdsRetry, func(attempt uint) error {
@@ -549,7 +549,7 @@ func (r *Reconciler) waitNamespace(ctx context.Context, name string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return &fabric.RetryableError{Err: fmt.Errorf("controller %s shows no namespace %s after a rescan", name, wait)}
+			return retryable.Mark(fmt.Errorf("controller %s shows no namespace %s after a rescan", name, wait))
 		}
 		select {
 		case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 )
 
@@ -170,7 +171,7 @@ func TestApplyRetryOnlyRetryable(t *testing.T) {
 	fr := newFakeRDS()
 	fr.addDisk(disk("t-a", gi))
 	ff := newFakeFabric(fr)
-	ff.fail["connect"] = []error{fabric.Retryable(errors.New("ECONNREFUSED")), errors.New("EINVAL")}
+	ff.fail["connect"] = []error{retryable.Mark(errors.New("ECONNREFUSED")), errors.New("EINVAL")}
 	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
 	res, err := r.Reconcile(context.Background(), st, Full(false))
 	if err != nil {
@@ -504,7 +505,7 @@ func TestApplyReportsRetries(t *testing.T) {
 	fr := newFakeRDS()
 	fr.addDisk(disk("t-a", gi))
 	ff := newFakeFabric(fr)
-	ff.fail["connect"] = []error{fabric.Retryable(errors.New("connection refused")), fabric.Retryable(errors.New("connection refused"))}
+	ff.fail["connect"] = []error{retryable.Mark(errors.New("connection refused")), retryable.Mark(errors.New("connection refused"))}
 	r := New(Options{RDS: fr, Fabric: ff, Host: "node-a"})
 	ctx := context.Background()
 	p, err := r.Plan(ctx, st, Full(false))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
@@ -32,7 +33,7 @@ func newFakeRDS() *fakeRDS {
 }
 
 // retryableErr looks like a dropped SSH connection.
-var retryableErr = &rds.Error{Op: "fake", Retryable: true, Err: rds.ErrConnection}
+var retryableErr = &rds.Error{Op: "fake", Err: retryable.Mark(rds.ErrConnection)}
 
 func (f *fakeRDS) step(ctx context.Context, op string) error {
 	if f.latency > 0 {
@@ -244,7 +245,7 @@ func (f *fakeFabric) Connect(ctx context.Context, req fabric.ConnectRequest) (fa
 	}
 	size := f.diskSize(req.NQN)
 	if size < 0 {
-		return fabric.Controller{}, fabric.Retryable(fmt.Errorf("connect %s: %w", req.NQN, errors.New("target refused")))
+		return fabric.Controller{}, retryable.Mark(fmt.Errorf("connect %s: %w", req.NQN, errors.New("target refused")))
 	}
 	f.mu.Lock()
 	for _, c := range f.ctrls {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
@@ -76,7 +77,7 @@ func (r *Reconciler) observe(ctx context.Context, pol RetryPolicy) (*Observed, e
 	obs := &Observed{At: r.opts.Now()}
 	if r.opts.RDS != nil {
 		var inv rds.Inventory
-		_, err := pol.doNotify(ctx, rds.IsRetryable, func(uint) error {
+		_, err := pol.doNotify(ctx, retryable.Is, func(uint) error {
 			var err error
 			inv, err = r.opts.RDS.List(ctx)
 			return err
@@ -90,7 +91,7 @@ func (r *Reconciler) observe(ctx context.Context, pol RetryPolicy) (*Observed, e
 	}
 	if r.opts.Fabric != nil {
 		var ctrls []fabric.Controller
-		_, err := pol.do(ctx, fabric.IsRetryable, func(uint) error {
+		_, err := pol.do(ctx, retryable.Is, func(uint) error {
 			var err error
 			ctrls, err = r.opts.Fabric.List(ctx)
 			return err

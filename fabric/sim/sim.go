@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 // StateFile is the state file's name inside the directory.
@@ -309,7 +310,7 @@ func (h *Host) Connect(ctx context.Context, req fabric.ConnectRequest) (fabric.C
 			st.FailNext = nil
 			err := fmt.Errorf("sim: connect %s: %s", req.NQN, f.Message)
 			if f.Retryable {
-				return fabric.Retryable(err)
+				return retryable.Mark(err)
 			}
 			return err
 		}
@@ -324,7 +325,7 @@ func (h *Host) Connect(ctx context.Context, req fabric.ConnectRequest) (fabric.C
 			}
 		}
 		if _, down := h.isDown(st, req.Address, port); down {
-			return fabric.Retryable(fmt.Errorf("sim: connect %s at %s:%d: %w", req.NQN, req.Address, req.Port, syscall.ECONNREFUSED))
+			return retryable.Mark(fmt.Errorf("sim: connect %s at %s:%d: %w", req.NQN, req.Address, req.Port, syscall.ECONNREFUSED))
 		}
 		c := h.newController(st, req.NQN, req.Address, req.Port, req.HostNQN, req.Timeouts)
 		st.Controllers = append(st.Controllers, c)

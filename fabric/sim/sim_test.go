@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
 )
 
 const prefix = "nqn.2000-02.com.mikrotik:"
@@ -216,7 +217,7 @@ func TestOutageCtrlLossTmo(t *testing.T) {
 	}
 	// A new connect to the down target is refused (retryable); an existing
 	// controller is still "already connected".
-	if _, err := h.Connect(ctx, req("new", -1, 2)); !IsRefused(err) || !fabric.IsRetryable(err) {
+	if _, err := h.Connect(ctx, req("new", -1, 2)); !IsRefused(err) || !retryable.Is(err) {
 		t.Errorf("connect while down: %v", err)
 	}
 	if c, err := h.Connect(ctx, req("forever", -1, 2)); err != nil || c.State != "connecting" {
@@ -262,14 +263,14 @@ func TestFailNextConnect(t *testing.T) {
 	h1, h2 := open(t, dir, nil), open(t, dir, nil)
 	h1.FailNextConnect("target busy", true)
 	_, err := h2.Connect(ctx, req("a", -1, 5))
-	if err == nil || !fabric.IsRetryable(err) || !strings.Contains(err.Error(), "target busy") {
+	if err == nil || !retryable.Is(err) || !strings.Contains(err.Error(), "target busy") {
 		t.Errorf("first: %v", err)
 	}
 	if _, err := h1.Connect(ctx, req("a", -1, 5)); err != nil {
 		t.Errorf("consumed: %v", err)
 	}
 	h2.FailNextConnect("bad options", false)
-	if _, err := h1.Connect(ctx, req("b", -1, 5)); err == nil || fabric.IsRetryable(err) {
+	if _, err := h1.Connect(ctx, req("b", -1, 5)); err == nil || retryable.Is(err) {
 		t.Errorf("non-retryable: %v", err)
 	}
 }
