@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrNoSpace is what a backend returns when the pool or the disk under it is
@@ -50,6 +51,11 @@ type Backend interface {
 	Grow(ctx context.Context, path string, size int64) error
 	// Remove deletes a file.
 	Remove(ctx context.Context, path string) error
+	// Copy makes dst an independent copy of src, of src's size: writes to
+	// either never reach the other. src may be exported and written to
+	// while it is copied (see docs/sim.md for what the copy then holds).
+	// dst does not exist yet; a failed Copy leaves no dst behind.
+	Copy(ctx context.Context, src, dst string) error
 	// Export turns a disk's NVMe/TCP export on or off; both are idempotent.
 	// Export with On on an exported disk applies its allow list in place.
 	Export(ctx context.Context, e Export) error
@@ -105,6 +111,21 @@ func (m *MemoryBackend) Remove(_ context.Context, path string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.files, path)
+	return nil
+}
+
+// Copy implements Backend: the content model is the size alone.
+func (m *MemoryBackend) Copy(_ context.Context, src, dst string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	size, ok := m.files[src]
+	if !ok {
+		return fmt.Errorf("copy %s: %w", src, os.ErrNotExist)
+	}
+	if _, ok := m.files[dst]; ok {
+		return fmt.Errorf("copy to %s: %w", dst, os.ErrExist)
+	}
+	m.files[dst] = size
 	return nil
 }
 
@@ -185,6 +206,73 @@ func (f *FileBackend) Remove(_ context.Context, path string) error {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil
+}
+
+// Copy implements Backend: a reflink (FICLONE) where the file system can
+// share extents (Btrfs, XFS: what RouterOS's copy-from does on Btrfs), else
+// a copy of the data extents only, so a sparse source stays sparse. The
+// copy is made under a temporary name and renamed into place, so a failed
+// or cancelled copy leaves no half-written dst behind.
+func (f *FileBackend) Copy(ctx context.Context, src, dst string) error {
+	sp, dp := f.Path(src), f.Path(dst)
+	in, err := os.Open(sp)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer in.Close()
+	if _, err := os.Lstat(dp); err == nil {
+		return fmt.Errorf("copy to %s: %w", dst, os.ErrExist)
+	}
+	if err := os.MkdirAll(filepath.Dir(dp), 0o755); err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, mapErr(err))
+	}
+	out, err := os.CreateTemp(filepath.Dir(dp), "."+filepath.Base(dp)+".copy-*")
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, mapErr(err))
+	}
+	tmp := out.Name()
+	done := false
+	defer func() {
+		if !done {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := out.Chmod(0o644); err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	if err := copyFile(ctx, in, out); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, mapErr(err))
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, mapErr(err))
+	}
+	if err := os.Rename(tmp, dp); err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	done = true
+	return nil
+}
+
+// FileUsage is what a backend can observe of a file's real use: the
+// simulator derives the disk's monitor-traffic counters from it.
+type FileUsage struct {
+	Allocated int64     // bytes of the file's data on disk (not its size)
+	Modified  time.Time // last write
+}
+
+// usageBackend is a Backend whose files are real and can be looked at.
+type usageBackend interface {
+	Usage(path string) (FileUsage, error)
+}
+
+// Usage reports the file's allocated bytes and modification time.
+func (f *FileBackend) Usage(path string) (FileUsage, error) {
+	fi, err := os.Stat(f.Path(path))
+	if err != nil {
+		return FileUsage{}, fmt.Errorf("usage %s: %w", path, err)
+	}
+	return FileUsage{Allocated: allocated(fi), Modified: fi.ModTime()}, nil
 }
 
 // Export implements Backend: files alone cannot be exported.

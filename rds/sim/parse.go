@@ -8,7 +8,7 @@ import (
 // menuVerbs lists, per menu, the commands the simulator understands. It is a
 // read-only table.
 var menuVerbs = map[string][]string{
-	"disk":            {"add", "set", "remove", "print", "find", "get"},
+	"disk":            {"add", "set", "remove", "print", "find", "get", "monitor-traffic"},
 	"file":            {"print", "remove", "find", "get"},
 	"system/resource": {"print", "get"},
 	"system/identity": {"print", "get"},
@@ -436,7 +436,7 @@ func (p *parser) parseUnary(menu string) (expr, error) {
 var (
 	diskAddArgs = []string{"type", "file-path", "file-size", "slot", "nvme-tcp-export",
 		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-name", "nvme-tcp-server-allow-host-name",
-		"comment", "disabled", "mount-filesystem"}
+		"comment", "disabled", "mount-filesystem", "copy-from"}
 	diskSetArgs = []string{"numbers", "file-size", "slot", "nvme-tcp-export",
 		"nvme-tcp-server-port", "nvme-tcp-server-nqn", "nvme-tcp-name", "nvme-tcp-server-allow-host-name",
 		"comment", "disabled", "mount-filesystem"}
@@ -495,6 +495,20 @@ func checkArgs(c *command, prof profile) error {
 			return err
 		}
 		return maxArgs(1)
+	case "monitor-traffic":
+		if err := allowNamed("numbers"); err != nil {
+			return err
+		}
+		// The items, and the flag once, in any order.
+		items := 0
+		for _, a := range c.args {
+			if a.sub == nil && a.text == "once" {
+				continue
+			}
+			if items++; items > 1 {
+				return expectedEnd(a.pos)
+			}
+		}
 	case "get":
 		if err := allowNamed("number", "value-name"); err != nil {
 			return err

@@ -72,6 +72,12 @@ type Options struct {
 type Faults struct {
 	// Latency delays every command; HandshakeLatency every new connection.
 	Latency, HandshakeLatency time.Duration
+	// SessionLatency delays every SSH session once, before its first
+	// request is answered: the fixed cost of a round trip to an RDS that
+	// benchmarks charge (an exec session, one command line, pays it once
+	// however many commands the line holds). Sessions run concurrently,
+	// so concurrent sessions pay it side by side.
+	SessionLatency time.Duration
 	// DropAfter N: after N commands are answered, the next one drops its TCP
 	// connection unanswered and the count starts again (0 = never).
 	DropAfter int
@@ -153,6 +159,7 @@ type Server struct {
 	handshakes     atomic.Int64
 	globalRequests atomic.Int64
 	refused        atomic.Int64
+	sessionsOpened atomic.Int64
 	wg             sync.WaitGroup
 
 	// Set by ServeDir, for TargetYAML.
@@ -392,6 +399,10 @@ func (s *Server) Handshakes() int64 { return s.handshakes.Load() }
 // like), whatever Faults.GlobalRequests did with them.
 func (s *Server) GlobalRequests() int64 { return s.globalRequests.Load() }
 
+// Sessions counts the SSH sessions accepted so far (refused ones are not
+// counted): the round trips a client made.
+func (s *Server) Sessions() int64 { return s.sessionsOpened.Load() }
+
 // RefusedSessions counts session opens refused by Faults.MaxSessions.
 func (s *Server) RefusedSessions() int64 { return s.refused.Load() }
 
@@ -574,10 +585,15 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			continue
 		}
 		sessions.Add(1)
+		s.sessionsOpened.Add(1)
 		go func() {
 			defer sessions.Done()
 			release := sync.OnceFunc(s.releaseSession)
 			defer release()
+			s.fmu.Lock()
+			sl := s.faults.SessionLatency
+			s.fmu.Unlock()
+			sleepCtx(ctx, sl)
 			s.serveSession(ctx, c, ch, creqs, width, release)
 		}()
 	}

@@ -23,6 +23,8 @@ type diskRec struct {
 	// NoMountFS is mount-filesystem=no; RouterOS's default is yes, so the
 	// zero value (and older state files) mean yes.
 	NoMountFS bool `json:"noMountFilesystem,omitempty"`
+	// Traffic is what /disk monitor-traffic reports; nil until first seen.
+	Traffic *trafficRec `json:"traffic,omitempty"`
 }
 
 func (d *diskRec) nqn() string {
