@@ -28,6 +28,7 @@ type simFlags struct {
 	passwordEnv      string
 	latency          time.Duration
 	handshakeLatency time.Duration
+	sessionLatency   time.Duration
 	dropAfter        int
 	dropProbability  float64
 	failNext         []string
@@ -72,6 +73,7 @@ kernel NVMe/TCP target (configfs, root) on --nvmet-addr.`,
 	fl.StringVar(&f.passwordEnv, "password-env", "", "also accept password login, the password read from this environment variable")
 	fl.DurationVar(&f.latency, "latency", 0, "delay before answering each command")
 	fl.DurationVar(&f.handshakeLatency, "handshake-latency", 0, "delay before each SSH handshake")
+	fl.DurationVar(&f.sessionLatency, "session-latency", 0, "delay charged once per SSH session (a round trip), e.g. 20ms for benchmarks")
 	fl.IntVar(&f.dropAfter, "drop-after", 0, "drop the TCP connection instead of answering every (N+1)th command (0 = never)")
 	fl.Float64Var(&f.dropProbability, "drop-probability", 0, "probability (0..1) of dropping the connection instead of answering a command")
 	fl.StringArrayVar(&f.failNext, "fail-next", nil, "answer the next command with this text instead of running it (repeatable, in order)")
@@ -92,7 +94,7 @@ func runSim(cmd *cobra.Command, g *globals, f *simFlags) error {
 	if f.width < 20 {
 		return usage(errors.New("--width must be at least 20"))
 	}
-	if f.dropAfter < 0 || f.maxSessions < 0 || f.latency < 0 || f.handshakeLatency < 0 {
+	if f.dropAfter < 0 || f.maxSessions < 0 || f.latency < 0 || f.handshakeLatency < 0 || f.sessionLatency < 0 {
 		return usage(errors.New("--drop-after, --max-sessions and latencies cannot be negative"))
 	}
 	dir, err := filepath.Abs(f.dir)
@@ -130,6 +132,7 @@ func runSim(cmd *cobra.Command, g *globals, f *simFlags) error {
 	opts.Faults = sim.Faults{
 		Latency:          f.latency,
 		HandshakeLatency: f.handshakeLatency,
+		SessionLatency:   f.sessionLatency,
 		DropAfter:        f.dropAfter,
 		DropProbability:  f.dropProbability,
 		FailNext:         f.failNext,
