@@ -23,8 +23,9 @@ type ControllerConfig struct {
 	// Base, instead of BaseFiles, gives the base state files at each
 	// request (a git checkout: rds-reconcile csi --git).
 	Base BaseSource
-	// Layer is the layer file the controller owns (<state-dir>/csi-volumes.yaml).
-	Layer LayerStore
+	// Layer is the layer the controller owns: the volumes Kubernetes
+	// created (a file, <state-dir>/csi-volumes.yaml, or a ConfigMap).
+	Layer ControllerLayer
 	// Reconciler converges the RDS side of one volume.
 	Reconciler Reconciler
 	// Pool answers GetCapacity and the Probe.
@@ -52,6 +53,26 @@ type BaseSource interface {
 	// they do not change while fn runs. It returns that revision, or an
 	// error wrapping ErrNoBase while there is none yet.
 	Read(fn func(files []string) error) (revision string, err error)
+}
+
+// ControllerLayer is where the controller keeps its desired-state layer:
+// *spec.Store (a file) or *kube.ConfigMapLayer (a Kubernetes ConfigMap, so
+// that the truth survives any node). Every call reads it afresh; nothing
+// is cached, so two controllers on one layer see each other's edits.
+type ControllerLayer interface {
+	// Name names the layer in messages; it is also the Source of the
+	// layer's volumes (how the controller tells its volumes from the
+	// base's).
+	Name() string
+	// Load returns the layer as a state document (YAML), nil or empty for
+	// an empty layer.
+	Load(ctx context.Context) ([]byte, error)
+	// Update runs fn on the current layer and stores the result
+	// atomically: no concurrent Update, in this process or another, is
+	// lost. fn may run more than once (each time on a fresh read, after
+	// another writer won) and must depend only on the state it is given.
+	// An error from fn is returned and nothing is stored.
+	Update(ctx context.Context, fn func(*spec.State) error) error
 }
 
 // ErrNoBase: the BaseSource has no base state yet (nothing synced).
@@ -113,11 +134,11 @@ func (c *controller) start(ctx context.Context, self *selfHost) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("preparing the CSI layer %s: %w", c.cfg.Layer.Path(), err)
+		return fmt.Errorf("preparing the CSI layer %s: %w", c.cfg.Layer.Name(), err)
 	}
 	// The merged state must load now, or every call would fail later.
 	// Without a base yet, the calls answer Unavailable until one is synced.
-	if _, err := c.desired(); err != nil {
+	if _, err := c.desired(ctx); err != nil {
 		if noBase || (c.cfg.Base != nil && status.Code(err) == codes.Unavailable) {
 			c.log.WarnContext(ctx, "no base state yet: volume calls answer Unavailable until the first sync", "err", err)
 			return nil
@@ -164,9 +185,16 @@ func (c *controller) baseReady() error {
 //
 // With a BaseSource the base files are those of its last good revision,
 // read afresh each time; before the first one every call is Unavailable.
-func (c *controller) desired() (*spec.State, error) {
+func (c *controller) desired(ctx context.Context) (*spec.State, error) {
+	layer, err := c.cfg.Layer.Load(ctx)
+	if err != nil {
+		if s := statusOf("", err); status.Code(s) == codes.DeadlineExceeded || status.Code(s) == codes.Canceled {
+			return nil, s
+		}
+		return nil, status.Errorf(codes.Unavailable, "reading the CSI layer %s: %v", c.cfg.Layer.Name(), err)
+	}
 	if c.cfg.Base == nil {
-		st, err := spec.Load(append(slices.Clone(c.cfg.BaseFiles), c.cfg.Layer.Path())...)
+		st, err := spec.LoadWith(c.cfg.BaseFiles, c.cfg.Layer.Name(), layer)
 		if err != nil {
 			return nil, status.Errorf(codes.FailedPrecondition, "loading the desired state: %v", err)
 		}
@@ -175,7 +203,7 @@ func (c *controller) desired() (*spec.State, error) {
 	var st *spec.State
 	var lerr error
 	rev, err := c.cfg.Base.Read(func(files []string) error {
-		st, lerr = spec.Load(append(slices.Clone(files), c.cfg.Layer.Path())...)
+		st, lerr = spec.LoadWith(files, c.cfg.Layer.Name(), layer)
 		return nil
 	})
 	if errors.Is(err, ErrNoBase) {
@@ -197,7 +225,7 @@ func (c *controller) desired() (*spec.State, error) {
 }
 
 // owned reports whether v lives in the CSI layer (and so may be changed).
-func (c *controller) owned(v *spec.Volume) bool { return v.Source == c.cfg.Layer.Path() }
+func (c *controller) owned(v *spec.Volume) bool { return v.Source == c.cfg.Layer.Name() }
 
 // errUnchanged ends a Store.Update without writing.
 var errUnchanged = errors.New("unchanged")
@@ -212,7 +240,7 @@ func (c *controller) update(ctx context.Context, fn func(*spec.State) error) err
 }
 
 func (c *controller) reconcile(ctx context.Context, name string) error {
-	st, err := c.desired()
+	st, err := c.desired(ctx)
 	if err != nil {
 		return err
 	}
@@ -263,7 +291,7 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.desired()
+	st, err := c.desired(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +307,7 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	}
 	created := false
 	err = c.update(ctx, func(l *spec.State) error {
+		created = false // the edit may run again on a fresh read
 		if v := l.Volume(name); v != nil && v.State != spec.Absent {
 			rng := req.GetCapacityRange()
 			if v.Size.Bytes < rng.GetRequiredBytes() || (rng.GetLimitBytes() > 0 && v.Size.Bytes > rng.GetLimitBytes()) {
@@ -311,7 +340,7 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		}
 		return nil, s
 	}
-	st, err = c.desired()
+	st, err = c.desired(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +385,7 @@ func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 		return nil, statusOf("waiting for the volume lock", err)
 	}
 	defer unlock()
-	st, err := c.desired()
+	st, err := c.desired(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -401,11 +430,11 @@ func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 }
 
 // lookup returns the present volume id, or a NotFound status.
-func (c *controller) lookup(id string) (*spec.State, *spec.Volume, error) {
+func (c *controller) lookup(ctx context.Context, id string) (*spec.State, *spec.Volume, error) {
 	if !validVolumeID(id) {
 		return nil, nil, status.Errorf(codes.NotFound, "volume %q does not exist", id)
 	}
-	st, err := c.desired()
+	st, err := c.desired(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -432,7 +461,7 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 		return nil, statusOf("waiting for the volume lock", err)
 	}
 	defer unlock()
-	st, v, err := c.lookup(id)
+	st, v, err := c.lookup(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -474,7 +503,7 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 // ControllerUnpublish (which comes after NodeUnstage) drops it. Without
 // the policy nothing is sent.
 func (c *controller) admit(ctx context.Context, id string) error {
-	st, err := c.desired()
+	st, err := c.desired(ctx)
 	if err != nil {
 		return err
 	}
@@ -528,7 +557,7 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, invalid("volume capabilities are required")
 	}
-	if _, _, err := c.lookup(req.GetVolumeId()); err != nil {
+	if _, _, err := c.lookup(ctx, req.GetVolumeId()); err != nil {
 		return nil, err
 	}
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
@@ -554,7 +583,7 @@ func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	if req.GetMaxEntries() < 0 {
 		return nil, invalid("max_entries must not be negative")
 	}
-	st, err := c.desired()
+	st, err := c.desired(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -582,7 +611,7 @@ func (c *controller) ControllerGetVolume(ctx context.Context, req *csi.Controlle
 	if req.GetVolumeId() == "" {
 		return nil, invalid("volume id is required")
 	}
-	st, v, err := c.lookup(req.GetVolumeId())
+	st, v, err := c.lookup(ctx, req.GetVolumeId())
 	if err != nil {
 		return nil, err
 	}
@@ -622,7 +651,7 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 		return nil, statusOf("waiting for the volume lock", err)
 	}
 	defer unlock()
-	_, v, err := c.lookup(id)
+	_, v, err := c.lookup(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func TestParallelCreateVolume(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	layer, err := spec.OpenStore(e.controllerConfig().Layer.Path()).Read()
+	layer, err := spec.OpenStore(e.controllerConfig().Layer.Name()).Read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestParallelCreateVolume(t *testing.T) {
 		t.Errorf("RDS holds %d disks, want %d", len(inv.Disks), n)
 	}
 	// The whole truth loads as `plan -f base -f layer` would read it.
-	if _, err := spec.Load(e.base, e.controllerConfig().Layer.Path()); err != nil {
+	if _, err := spec.Load(e.base, e.controllerConfig().Layer.Name()); err != nil {
 		t.Errorf("base + layer do not load: %v", err)
 	}
 }
@@ -123,7 +123,7 @@ func TestCreateVolumeRules(t *testing.T) {
 	// the layer forgets the volume so nothing keeps asking for it.
 	_, err = cc.CreateVolume(ctx, createReq("pvc-big", 60*mib, nil))
 	wantCode(t, err, codes.ResourceExhausted, "")
-	layer, err := spec.OpenStore(e.controllerConfig().Layer.Path()).Read()
+	layer, err := spec.OpenStore(e.controllerConfig().Layer.Name()).Read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestCreateVolumeRules(t *testing.T) {
 	// Expanding past the pool fails the same way and keeps the old size.
 	_, err = cc.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: "pvc-a", CapacityRange: &csi.CapacityRange{RequiredBytes: 100 * mib}})
 	wantCode(t, err, codes.ResourceExhausted, "")
-	layer, _ = spec.OpenStore(e.controllerConfig().Layer.Path()).Read()
+	layer, _ = spec.OpenStore(e.controllerConfig().Layer.Name()).Read()
 	if got := layer.Volume("pvc-a").Size.Bytes; got != 11*mib {
 		t.Errorf("size after a failed grow = %d, want 11 MiB", got)
 	}
@@ -164,7 +164,7 @@ func TestCreateVolumeRules(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	layer, _ = spec.OpenStore(e.controllerConfig().Layer.Path()).Read()
+	layer, _ = spec.OpenStore(e.controllerConfig().Layer.Name()).Read()
 	if len(layer.Volumes) != 0 {
 		t.Errorf("layer after delete: %+v", layer.Volumes)
 	}

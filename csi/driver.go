@@ -146,7 +146,11 @@ func New(opts Options) (*Driver, error) {
 // dropped and disconnecting orphans (the seed's startup cleanup).
 func (d *Driver) Start(ctx context.Context) error {
 	if d.controller != nil {
-		removeStaleTemps(ctx, d.controller.cfg.Layer, d.log)
+		if fl, ok := d.controller.cfg.Layer.(LayerStore); ok {
+			// A file layer: what an interrupted write left. A ConfigMap
+			// layer has no temporary files.
+			removeStaleTemps(ctx, fl, d.log)
+		}
 		var self *selfHost
 		if d.node != nil {
 			nqn, err := d.node.cfg.Host.HostNQN(ctx)

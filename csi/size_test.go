@@ -62,7 +62,7 @@ func TestHugeSizes(t *testing.T) {
 	}
 	size := func() int64 {
 		t.Helper()
-		layer, err := spec.OpenStore(e.controllerConfig().Layer.Path()).Read()
+		layer, err := spec.OpenStore(e.controllerConfig().Layer.Name()).Read()
 		if err != nil {
 			t.Fatal(err)
 		}

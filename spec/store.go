@@ -42,8 +42,8 @@ func (st *Store) Path() string { return st.path }
 var ErrLayer = errors.New("invalid state layer")
 
 // Read returns the layer as written in the file, without defaults, so that
-// writing it back adds nothing the author did not write. A missing file is
-// or empty file is an empty layer (apiVersion and kind only).
+// writing it back adds nothing the author did not write. A missing file or
+// an empty file is an empty layer (apiVersion and kind only).
 func (st *Store) Read() (*State, error) {
 	data, err := readStateFile(st.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -55,11 +55,40 @@ func (st *Store) Read() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading state layer: %w", err)
 	}
+	return ParseLayer(st.path, data)
+}
+
+// Name is the layer's name in messages and the Source of its volumes: the
+// file's path.
+func (st *Store) Name() string { return st.path }
+
+// Load returns the layer file's bytes as they are (nil for a missing file),
+// for LoadWith. The file is replaced by rename, so a reader never sees half
+// of a write and needs no lock.
+func (st *Store) Load(context.Context) ([]byte, error) {
+	data, err := readStateFile(st.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state layer: %w", err)
+	}
+	return data, nil
+}
+
+// ParseLayer decodes a layer kept under name (a file, or a layer kept
+// elsewhere such as a Kubernetes ConfigMap) as Store.Read does: the content
+// as written, without defaults, every volume's Source set to name. Empty
+// data is an empty layer.
+func ParseLayer(name string, data []byte) (*State, error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%w: %w", ErrLayer, &Errors{{File: name, Msg: tooLargeError{int64(len(data))}.Error()}})
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		// Someone touched the file to create it; that is an empty layer too.
 		return &State{APIVersion: APIVersion, Kind: Kind}, nil
 	}
-	l := parseLayer(st.path, data)
+	l := parseLayer(name, data)
 	if len(l.dec.errs) > 0 {
 		es := l.dec.errs.sort()
 		return nil, fmt.Errorf("%w: %w", ErrLayer, &es)
@@ -67,14 +96,80 @@ func (st *Store) Read() (*State, error) {
 	// parseLayer filled defaults; decode again for the raw content. Parsing
 	// is cheap next to the fsyncs of a write, and keeps one decoder.
 	raw := &State{}
-	rd := newDecoder(st.path)
+	rd := newDecoder(name)
 	if root := rd.parse(data); root != nil {
 		rd.decode(root, reflect.ValueOf(raw).Elem(), "", 0)
 	}
 	for i := range raw.Volumes {
-		raw.Volumes[i].Source = st.path
+		raw.Volumes[i].Source = name
 	}
 	return raw, nil
+}
+
+// EncodeLayer is what Store.Update writes for s: stable YAML (volumes
+// sorted by name), refused as ErrLayer when it is larger than MaxFileSize
+// or would not load back exactly as ParseLayer and LoadWith read it.
+func EncodeLayer(name string, s *State) ([]byte, error) {
+	data, err := marshalLayer(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		// Written, it could not be read back.
+		return nil, fmt.Errorf("%w: %w", ErrLayer, &Errors{{File: name, Msg: tooLargeError{int64(len(data))}.Error()}})
+	}
+	// Validate what will be written, exactly as Load will read it back.
+	l := parseLayer(name, data)
+	if _, errs := assemble([]*layer{l}, false); len(l.dec.errs)+len(errs) > 0 {
+		all := append(l.dec.errs, errs...).sort()
+		return nil, fmt.Errorf("%w: %w", ErrLayer, &all)
+	}
+	return data, nil
+}
+
+// EditLayer runs a caller's edit of a layer; a panic in it becomes an
+// error, so a buggy edit cannot take a lock holder down mid-write.
+func EditLayer(fn func(*State) error, s *State) error { return callSafely(fn, s) }
+
+// LoadWith is Load for the files followed by one more layer given as data
+// under name (a layer kept outside a file, e.g. in a Kubernetes ConfigMap):
+// the same layering, defaults and validation, the layer's volumes with
+// Source name. Empty data is an empty layer.
+func LoadWith(files []string, name string, data []byte) (*State, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("apiVersion: " + APIVersion + "\nkind: " + Kind + "\n")
+	}
+	var layers []*layer
+	var errs Errors
+	for _, f := range files {
+		fd, err := readStateFile(f)
+		if err != nil {
+			msg := fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))
+			if errors.Is(err, errTooLarge) {
+				msg = err.Error()
+			}
+			errs = append(errs, Error{File: f, Msg: msg})
+			layers = append(layers, &layer{file: f, dec: newDecoder(f), broken: true})
+			continue
+		}
+		l := parseLayer(f, fd)
+		errs = append(errs, l.dec.errs...)
+		layers = append(layers, l)
+	}
+	if len(data) > MaxFileSize {
+		errs = append(errs, Error{File: name, Msg: tooLargeError{int64(len(data))}.Error()})
+		layers = append(layers, &layer{file: name, dec: newDecoder(name), broken: true})
+	} else {
+		l := parseLayer(name, data)
+		errs = append(errs, l.dec.errs...)
+		layers = append(layers, l)
+	}
+	st, more := assemble(layers, true)
+	first := name
+	if len(files) > 0 {
+		first = files[0]
+	}
+	return finish(st, append(errs, more...), first)
 }
 
 // Update runs fn on the current layer under the exclusive lock and writes the
@@ -94,19 +189,9 @@ func (st *Store) Update(ctx context.Context, fn func(*State) error) (err error) 
 	if err := callSafely(fn, cur); err != nil {
 		return err
 	}
-	data, err := marshalLayer(cur)
+	data, err := EncodeLayer(st.path, cur)
 	if err != nil {
 		return err
-	}
-	if len(data) > MaxFileSize {
-		// Written, it could not be read back.
-		return fmt.Errorf("%w: %w", ErrLayer, &Errors{{File: st.path, Msg: tooLargeError{int64(len(data))}.Error()}})
-	}
-	// Validate what will be written, exactly as Load will read it back.
-	l := parseLayer(st.path, data)
-	if _, errs := assemble([]*layer{l}, false); len(l.dec.errs)+len(errs) > 0 {
-		all := append(l.dec.errs, errs...).sort()
-		return fmt.Errorf("%w: %w", ErrLayer, &all)
 	}
 	return st.writeAtomic(data)
 }
