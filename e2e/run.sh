@@ -256,6 +256,10 @@ report() {
     echo "  worked around in the harness (product bugs; see the scenario logs):"
     grep '^E2E-NOTE ' "$console" | cut -d' ' -f2- | sed 's/^/    /'
   fi
+  if grep -q '^E2E-MEASURE ' "$console"; then
+    echo "  measurements (not pass/fail):"
+    grep '^E2E-MEASURE ' "$console" | cut -d' ' -f2- | sed 's/^/    /'
+  fi
   echo "$passes passed, $fails failed, $skips skipped"
   for n in "${SCENARIOS[@]}"; do
     if ! grep -qE "^E2E-RESULT $n (PASS|SKIP) " "$console"; then

@@ -51,6 +51,12 @@ known_bug() {
 	echo "$*" >>/tmp/e2e.notes
 }
 
+# measure TEXT: a figure the run reports apart from pass/fail (docs/e2e.md).
+measure() {
+	log "MEASURE $*"
+	echo "$*" >>/tmp/e2e.measure
+}
+
 # assert_eq WANT GOT DESC
 assert_eq() {
 	[ "$1" = "$2" ] || fail "$3: want '$1', got '$2'"
@@ -240,7 +246,7 @@ e2e_reset() {
 		rmdir "$_s"
 	done
 	for _h in $CFG/hosts/*; do [ -d "$_h" ] && rmdir "$_h"; done
-	rm -rf "$SIM_DIR" /tmp/.rds-reconcile.applied.json /tmp/csi /tmp/e2e.notes /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
+	rm -rf "$SIM_DIR" /tmp/.rds-reconcile.applied.json /tmp/csi /tmp/e2e.notes /tmp/e2e.measure /tmp/*.out /tmp/*.err /tmp/*.pid /tmp/*.yaml /tmp/data /tmp/sum.* /tmp/outage.*
 	return 0
 }
 
