@@ -15,7 +15,7 @@ import (
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
-// Safety rules named by blocked actions (see DESIGN.md "Safety rules").
+// Safety rules named by blocked actions (see docs/reconcile.md, "Safety rules").
 const (
 	RuleInUse       = "in-use: the namespace is mounted, held, open by a process or used as swap"
 	RuleMassDetach  = "mass-detach: a state that declares no volume for this host, or drops more than half of its volumes at once, disconnects nothing without --allow-mass-detach"
@@ -88,52 +88,12 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 		obs = &Observed{}
 	}
 	d := newDiffer(st, obs, host, sc)
-	own := ownerOf(st, obs)
-	for _, c := range obs.Controllers {
-		if ok, why := own.classify(c); !ok {
-			// Foreign controllers under the managed prefix are worth
-			// listing (another RDS, another port, a disk made by hand);
-			// other NQNs are everyone else's business.
-			if why != ForeignTransport && why != ForeignPrefix {
-				d.p.Foreign = append(d.p.Foreign, ForeignController{Controller: c.Name, NQN: c.SubsysNQN,
-					Address: c.TrAddr, Port: c.TrSvcID, State: c.State, Why: why})
-			}
-			continue
-		}
-		d.owned = append(d.owned, c)
-		d.byNQN[c.SubsysNQN] = append(d.byNQN[c.SubsysNQN], c)
-	}
-	inScope := func(name string) bool { return len(sc.Volumes) == 0 || slices.Contains(sc.Volumes, name) }
-	vols := slices.Clone(st.Volumes)
-	slices.SortFunc(vols, func(a, b spec.Volume) int { return strings.Compare(a.Name, b.Name) })
-	for i := range vols {
-		if !inScope(vols[i].Name) {
-			continue
-		}
-		v := &vols[i]
-		if v.State == spec.Absent {
-			d.absent(v)
-		} else {
-			d.present(v)
-		}
-	}
+	d.ownControllers(ownerOf(st, obs))
+	d.volumes()
 	if len(sc.Volumes) == 0 {
 		d.undeclared()
 	}
-	if obs.Fabric && !d.known {
-		d.p.Notes = append([]string{fmt.Sprintf("host %q is not declared under hosts (declared: %s): nothing is connected or "+
-			"disconnected on this host; pass --host with one of them", host, strings.Join(st.HostNames(), ", "))}, d.p.Notes...)
-	}
-	if obs.RDS == nil {
-		d.p.Notes = append(d.p.Notes, "the RDS is not observed (no RDS client): its disks are neither checked nor changed")
-	}
-	if !obs.Fabric {
-		d.p.Notes = append(d.p.Notes, "this host's controllers are not observed (no fabric): nothing is connected or disconnected")
-	}
-	if d.known && obs.HostNQN != "" && d.hostNQN != "" && obs.HostNQN != d.hostNQN {
-		d.p.Notes = append(d.p.Notes, fmt.Sprintf("this host presents %s but the state declares %s for %s: connects use the declared one",
-			obs.HostNQN, d.hostNQN, host))
-	}
+	d.sideNotes()
 	if sc.Orphans {
 		d.orphans()
 	}
@@ -151,6 +111,61 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	})
 	d.p.Fingerprint = Fingerprint(st, obs, host, sc)
 	return d.p
+}
+
+// ownControllers splits the observed controllers into this state's own (by NQN)
+// and foreign ones worth listing.
+func (d *differ) ownControllers(own owner) {
+	for _, c := range d.obs.Controllers {
+		if ok, why := own.classify(c); !ok {
+			// Foreign controllers under the managed prefix are worth
+			// listing (another RDS, another port, a disk made by hand);
+			// other NQNs are everyone else's business.
+			if why != ForeignTransport && why != ForeignPrefix {
+				d.p.Foreign = append(d.p.Foreign, ForeignController{Controller: c.Name, NQN: c.SubsysNQN,
+					Address: c.TrAddr, Port: c.TrSvcID, State: c.State, Why: why})
+			}
+			continue
+		}
+		d.owned = append(d.owned, c)
+		d.byNQN[c.SubsysNQN] = append(d.byNQN[c.SubsysNQN], c)
+	}
+}
+
+// volumes plans every declared volume in scope, by name.
+func (d *differ) volumes() {
+	vols := slices.Clone(d.st.Volumes)
+	slices.SortFunc(vols, func(a, b spec.Volume) int { return strings.Compare(a.Name, b.Name) })
+	for i := range vols {
+		v := &vols[i]
+		switch {
+		case len(d.sc.Volumes) > 0 && !slices.Contains(d.sc.Volumes, v.Name):
+		case v.State == spec.Absent:
+			d.absent(v)
+		default:
+			d.present(v)
+		}
+	}
+}
+
+// sideNotes says what the plan could not see or will not do on a side: an
+// undeclared host, no RDS, no fabric, a host NQN other than the declared.
+func (d *differ) sideNotes() {
+	obs, host := d.obs, d.host
+	if obs.Fabric && !d.known {
+		d.p.Notes = append([]string{fmt.Sprintf("host %q is not declared under hosts (declared: %s): nothing is connected or "+
+			"disconnected on this host; pass --host with one of them", host, strings.Join(d.st.HostNames(), ", "))}, d.p.Notes...)
+	}
+	if obs.RDS == nil {
+		d.p.Notes = append(d.p.Notes, "the RDS is not observed (no RDS client): its disks are neither checked nor changed")
+	}
+	if !obs.Fabric {
+		d.p.Notes = append(d.p.Notes, "this host's controllers are not observed (no fabric): nothing is connected or disconnected")
+	}
+	if d.known && obs.HostNQN != "" && d.hostNQN != "" && obs.HostNQN != d.hostNQN {
+		d.p.Notes = append(d.p.Notes, fmt.Sprintf("this host presents %s but the state declares %s for %s: connects use the declared one",
+			obs.HostNQN, d.hostNQN, host))
+	}
 }
 
 func (d *differ) add(a Action) {
@@ -241,107 +256,162 @@ func (d *differ) attachedHere(v *spec.Volume) bool {
 	return d.known && slices.Contains(v.Attachments, d.host)
 }
 
+// present plans a present volume: its disk on the RDS, then its
+// controller on this host. What the RDS side finds (a grow, no disk to
+// connect to) shapes the host side.
 func (d *differ) present(v *spec.Volume) {
-	nqn := d.st.NQN(v.Name)
+	var disk diskOutcome
+	if d.obs.RDS != nil {
+		disk = d.presentDisk(v)
+	}
+	if d.obs.Fabric {
+		d.presentHost(v, disk)
+	}
+}
+
+// diskOutcome is what the RDS side of a present volume tells its host side.
+type diskOutcome struct {
+	growing bool // a grow is planned: the namespace grows with it
+	noDisk  bool // no disk, and none will be created: nothing to connect to
+}
+
+// presentDisk plans the RDS side of a present volume: create its disk, or
+// repair the export and grow the disk it has.
+func (d *differ) presentDisk(v *spec.Volume) diskOutcome {
 	fp := d.st.FilePath(v.Name)
 	want := v.Size.Bytes
-	growing, noDisk := false, false
-	if d.obs.RDS != nil {
-		disk := d.disk(v.Name)
-		switch {
-		case disk == nil && want <= 0:
-			noDisk = true
-			d.block(KindCreate, RuleNoSize, Action{Volume: v.Name, Slot: v.Name, Reason: "volume has no size"})
-		case disk == nil && d.hasFile(fp):
-			noDisk = true
-			d.block(KindCreate, RuleLeftover, Action{Volume: v.Name, Slot: v.Name, FilePath: fp,
-				Reason: fmt.Sprintf("file %s exists without a disk: remove it or adopt it by hand", fp)})
-		case disk == nil:
-			a := Action{Kind: KindCreate, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: want, Port: d.port, NQN: nqn,
-				Reason: "disk does not exist"}
-			a.SetAllowHosts, a.AllowHosts = d.wantAllowHosts(v)
-			d.add(a)
-		default:
-			if disk.FilePath != fp {
-				d.drift(Drift{Volume: v.Name, Where: "rds", Field: "file-path", Want: fp, Got: disk.FilePath})
-			}
-			// mount-filesystem=yes (RouterOS's default) lets RouterOS mount
-			// the filesystem a host formats inside the exported disk, a
-			// second writer; SetExport turns it off with the export.
-			setACL, wantACL := d.wantAllowHosts(v)
-			gotACL := rds.NormalizeAllowHosts(disk.AllowHosts)
-			aclDrift := setACL && !slices.Equal(gotACL, wantACL)
-			if !disk.Export || disk.NQN != nqn || disk.Port != d.port || disk.MountFilesystem || aclDrift {
-				var why []string
-				if !disk.Export {
-					why = append(why, "export is off")
-					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nvme-tcp-export", Want: "yes", Got: "no"})
-				}
-				if disk.NQN != nqn {
-					why = append(why, fmt.Sprintf("NQN is %q", disk.NQN))
-					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nqn", Want: nqn, Got: disk.NQN})
-				}
-				if disk.Port != d.port {
-					why = append(why, fmt.Sprintf("port is %d", disk.Port))
-					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "nvme-tcp-port", Want: strconv.Itoa(d.port), Got: strconv.Itoa(disk.Port)})
-				}
-				if disk.MountFilesystem {
-					why = append(why, "mount-filesystem is yes")
-					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "mount-filesystem", Want: "no", Got: "yes"})
-				}
-				if aclDrift {
-					// policy.exportACL: the hosts admitted follow the
-					// attachments; set in place with the export.
-					why = append(why, "allow-hosts is "+fmtAllowHosts(gotACL))
-					d.drift(Drift{Volume: v.Name, Where: "rds", Field: "allow-hosts", Want: fmtAllowHosts(wantACL), Got: fmtAllowHosts(gotACL)})
-				}
-				d.add(Action{Kind: KindFixExport, Volume: v.Name, Slot: v.Name, Port: d.port, NQN: nqn,
-					SetAllowHosts: setACL, AllowHosts: wantACL, Reason: strings.Join(why, ", ")})
-			}
-			switch {
-			case want > 0 && disk.Size < want:
-				growing = true
-				d.add(Action{Kind: KindGrow, Volume: v.Name, Slot: v.Name, Size: want, FromSize: disk.Size,
-					Reason: fmt.Sprintf("size %s is less than %s", spec.Quantity{Bytes: disk.Size}, v.Size)})
-			case want > 0 && disk.Size > want:
-				d.drift(Drift{Volume: v.Name, Where: "rds", Field: "size", Want: v.Size.String(), Got: spec.Quantity{Bytes: disk.Size}.String()})
-				d.block(KindGrow, RuleShrink, Action{Volume: v.Name, Slot: v.Name, Size: want, FromSize: disk.Size,
-					Reason: fmt.Sprintf("disk is %s, state says %s: shrinking is refused", spec.Quantity{Bytes: disk.Size}, v.Size)})
-			}
+	disk := d.disk(v.Name)
+	switch {
+	case disk == nil && want <= 0:
+		d.block(KindCreate, RuleNoSize, Action{Volume: v.Name, Slot: v.Name, Reason: "volume has no size"})
+		return diskOutcome{noDisk: true}
+	case disk == nil && d.hasFile(fp):
+		d.block(KindCreate, RuleLeftover, Action{Volume: v.Name, Slot: v.Name, FilePath: fp,
+			Reason: fmt.Sprintf("file %s exists without a disk: remove it or adopt it by hand", fp)})
+		return diskOutcome{noDisk: true}
+	case disk == nil:
+		a := Action{Kind: KindCreate, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: want, Port: d.port, NQN: d.st.NQN(v.Name),
+			Reason: "disk does not exist"}
+		a.SetAllowHosts, a.AllowHosts = d.wantAllowHosts(v)
+		d.add(a)
+		return diskOutcome{}
+	}
+	if disk.FilePath != fp {
+		d.drift(Drift{Volume: v.Name, Where: "rds", Field: "file-path", Want: fp, Got: disk.FilePath})
+	}
+	d.export(v, disk)
+	return diskOutcome{growing: d.grow(v, disk)}
+}
+
+// export plans a fix-export when the disk's export is off or differs from
+// the state (NQN, port, mount-filesystem, the allow list under
+// policy.exportACL), with a drift entry for each difference.
+func (d *differ) export(v *spec.Volume, disk *rds.Disk) {
+	nqn := d.st.NQN(v.Name)
+	setACL, wantACL := d.wantAllowHosts(v)
+	gotACL := rds.NormalizeAllowHosts(disk.AllowHosts)
+	var why []string
+	differs := func(cond bool, reason, field, want, got string) {
+		if cond {
+			why = append(why, reason)
+			d.drift(Drift{Volume: v.Name, Where: "rds", Field: field, Want: want, Got: got})
 		}
 	}
-	if !d.obs.Fabric {
-		return
+	differs(!disk.Export, "export is off", "nvme-tcp-export", "yes", "no")
+	differs(disk.NQN != nqn, fmt.Sprintf("NQN is %q", disk.NQN), "nqn", nqn, disk.NQN)
+	differs(disk.Port != d.port, fmt.Sprintf("port is %d", disk.Port), "nvme-tcp-port", strconv.Itoa(d.port), strconv.Itoa(disk.Port))
+	// mount-filesystem=yes (RouterOS's default) lets RouterOS mount the
+	// filesystem a host formats inside the exported disk, a second
+	// writer; SetExport turns it off with the export.
+	differs(disk.MountFilesystem, "mount-filesystem is yes", "mount-filesystem", "no", "yes")
+	// policy.exportACL: the hosts admitted follow the attachments; set in
+	// place with the export.
+	differs(setACL && !slices.Equal(gotACL, wantACL), "allow-hosts is "+fmtAllowHosts(gotACL),
+		"allow-hosts", fmtAllowHosts(wantACL), fmtAllowHosts(gotACL))
+	if len(why) > 0 {
+		d.add(Action{Kind: KindFixExport, Volume: v.Name, Slot: v.Name, Port: d.port, NQN: nqn,
+			SetAllowHosts: setACL, AllowHosts: wantACL, Reason: strings.Join(why, ", ")})
 	}
-	ctrls := d.byNQN[nqn]
-	if !d.known && len(ctrls) == 0 && len(v.Attachments) > 0 && !noDisk {
+}
+
+// grow plans a grow of a disk smaller than the state's size, and blocks a
+// shrink; it says whether the disk grows.
+func (d *differ) grow(v *spec.Volume, disk *rds.Disk) bool {
+	want := v.Size.Bytes
+	switch {
+	case want > 0 && disk.Size < want:
+		d.add(Action{Kind: KindGrow, Volume: v.Name, Slot: v.Name, Size: want, FromSize: disk.Size,
+			Reason: fmt.Sprintf("size %s is less than %s", spec.Quantity{Bytes: disk.Size}, v.Size)})
+		return true
+	case want > 0 && disk.Size > want:
+		d.drift(Drift{Volume: v.Name, Where: "rds", Field: "size", Want: v.Size.String(), Got: spec.Quantity{Bytes: disk.Size}.String()})
+		d.block(KindGrow, RuleShrink, Action{Volume: v.Name, Slot: v.Name, Size: want, FromSize: disk.Size,
+			Reason: fmt.Sprintf("disk is %s, state says %s: shrinking is refused", spec.Quantity{Bytes: disk.Size}, v.Size)})
+	}
+	return false
+}
+
+// presentHost plans the host side of a present volume: nothing but a
+// blocked connect on an undeclared host, disconnects where it is not
+// attached, else its one controller here.
+func (d *differ) presentHost(v *spec.Volume, disk diskOutcome) {
+	ctrls := d.byNQN[d.st.NQN(v.Name)]
+	switch {
+	case !d.known && len(ctrls) == 0 && len(v.Attachments) > 0 && !disk.noDisk:
 		// A wrong --host must not look like "nothing to do here".
 		wantT := toFabric(d.st.TimeoutsFor(v))
-		d.block(KindConnect, RuleUnknownHost, Action{Volume: v.Name, NQN: nqn, Address: d.address, Port: d.port, Timeouts: &wantT,
+		d.block(KindConnect, RuleUnknownHost, Action{Volume: v.Name, NQN: d.st.NQN(v.Name), Address: d.address, Port: d.port, Timeouts: &wantT,
 			Reason: fmt.Sprintf("attached to %s; this host runs as %q, which the state does not declare (wrong --host?)",
 				strings.Join(v.Attachments, ", "), d.host)})
-		return
+	case !d.attachedHere(v):
+		d.notAttached(v, ctrls)
+	default:
+		d.attached(v, ctrls, disk)
 	}
-	if !d.attachedHere(v) {
-		for _, c := range ctrls {
-			d.claimed[c.Name] = true
-			if !d.known {
-				// A wrong --host must not detach every volume.
-				d.block(KindDisconnect, RuleUnknownHost, Action{Volume: v.Name, Controller: c.Name, NQN: c.SubsysNQN,
-					Reason: fmt.Sprintf("host %q is not in the state's hosts (wrong --host?)", d.host)})
-				continue
-			}
-			d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("volume is not attached to %s", d.host))
+}
+
+// notAttached disconnects the controllers of a volume not attached to this
+// host (blocked when the host is not declared).
+func (d *differ) notAttached(v *spec.Volume, ctrls []fabric.Controller) {
+	for _, c := range ctrls {
+		d.claimed[c.Name] = true
+		if !d.known {
+			// A wrong --host must not detach every volume.
+			d.block(KindDisconnect, RuleUnknownHost, Action{Volume: v.Name, Controller: c.Name, NQN: c.SubsysNQN,
+				Reason: fmt.Sprintf("host %q is not in the state's hosts (wrong --host?)", d.host)})
+			continue
+		}
+		d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("volume is not attached to %s", d.host))
+	}
+}
+
+// attached plans a volume attached to this host: keep one controller
+// (connect one when there is none), then bring it to the state.
+func (d *differ) attached(v *spec.Volume, ctrls []fabric.Controller, disk diskOutcome) {
+	wantT := toFabric(d.st.TimeoutsFor(v))
+	connect := Action{Kind: KindConnect, Volume: v.Name, NQN: d.st.NQN(v.Name), Address: d.address, Port: d.port,
+		HostNQN: d.hostNQN, Timeouts: &wantT}
+	cur := d.keep(v, ctrls)
+	if cur == nil {
+		if !disk.noDisk { // else nothing to connect to until the disk exists
+			connect.Reason = "not connected on this host"
+			d.add(connect)
 		}
 		return
 	}
-	wantT := toFabric(d.st.TimeoutsFor(v))
-	connect := Action{Kind: KindConnect, Volume: v.Name, NQN: nqn, Address: d.address, Port: d.port,
-		HostNQN: d.hostNQN, Timeouts: &wantT}
-	// Keep the best controller (live, then with the declared host NQN,
-	// then the lowest name); any other of ours for the same NQN is a
-	// duplicate. All of them are at this target's address and port
-	// (ownership), so the one kept is never one a connect would duplicate.
+	connect.Controller = cur.Name
+	if d.unhealthy(v, connect, *cur) || d.timeouts(v, connect, *cur) {
+		return
+	}
+	d.namespace(v, *cur, disk)
+}
+
+// keep claims a volume's controllers and returns the best one to keep
+// (live, then with the declared host NQN, then the lowest name); any
+// other of ours for the same NQN is a duplicate and disconnected. All of
+// them are at this target's address and port (ownership), so the one kept
+// is never one a connect would duplicate. Nil: none but being deleted.
+func (d *differ) keep(v *spec.Volume, ctrls []fabric.Controller) *fabric.Controller {
 	var cur *fabric.Controller
 	for i := range ctrls {
 		c := ctrls[i]
@@ -357,17 +427,15 @@ func (d *differ) present(v *spec.Volume) {
 		if cur == nil || c.State == stateDeleting || c.Name == cur.Name {
 			continue
 		}
-		d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("duplicate controller for %s (keeping %s)", nqn, cur.Name))
+		d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("duplicate controller for %s (keeping %s)", d.st.NQN(v.Name), cur.Name))
 	}
-	if cur == nil {
-		if noDisk {
-			return // nothing to connect to until the disk exists
-		}
-		connect.Reason = "not connected on this host"
-		d.add(connect)
-		return
-	}
-	connect.Controller = cur.Name
+	return cur
+}
+
+// unhealthy plans a reconnect of a controller with the wrong host NQN or
+// a dead one, and notes one the kernel is reconnecting; it says whether
+// cur is done with (nothing more to plan for it).
+func (d *differ) unhealthy(v *spec.Volume, connect Action, cur fabric.Controller) bool {
 	var wrong []string
 	if cur.HostNQN != "" && d.hostNQN != "" && cur.HostNQN != d.hostNQN {
 		wrong = append(wrong, fmt.Sprintf("hostnqn %s", cur.HostNQN))
@@ -377,37 +445,52 @@ func (d *differ) present(v *spec.Volume) {
 		wrong = append(wrong, "controller is dead")
 	}
 	if len(wrong) > 0 {
-		d.reconnect(connect, *cur, "connected with wrong "+strings.Join(wrong, ", "))
-		return
+		d.reconnect(connect, cur, "connected with wrong "+strings.Join(wrong, ", "))
+		return true
 	}
-	if cur.State != stateLive {
-		// connecting, resetting, new: the kernel is retrying within
-		// ctrl_loss_tmo; status shows Degraded, the plan leaves it alone
-		// but says so, so "no changes" is never read as "all is well".
-		loss := "ctrl_loss_tmo off: it retries until the target is back"
-		if t := cur.Timeouts.CtrlLossTmo; t >= 0 {
-			loss = fmt.Sprintf("it gives up %d s after the connection was lost (ctrl_loss_tmo), then the next plan connects anew", t)
-		}
-		d.p.Reconnecting = append(d.p.Reconnecting, Reconnecting{Volume: v.Name, Controller: cur.Name, State: cur.State,
-			Reason: fmt.Sprintf("the kernel is reconnecting every %d s; %s", cur.Timeouts.ReconnectDelay, loss)})
-		return
+	if cur.State == stateLive {
+		return false
 	}
-	if !wantT.Matches(cur.Timeouts) {
-		from := cur.Timeouts
-		connect.FromTimeouts = &from
-		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "timeouts",
-			Want: fmtTimeouts(wantT.Effective()), Got: fmtTimeouts(from.Effective())})
-		if wantT.Effective().KeepAliveTmo != from.Effective().KeepAliveTmo {
-			d.reconnect(connect, *cur, fmt.Sprintf("keep_alive_tmo %d -> %d cannot change on a live controller",
-				from.Effective().KeepAliveTmo, wantT.Effective().KeepAliveTmo))
-			return
-		}
-		a := connect
-		a.Kind = KindSetTimeouts
-		a.Reason = "timeouts differ: " + fmtTimeouts(from.Effective()) + " -> " + fmtTimeouts(wantT.Effective())
-		d.add(a)
+	// connecting, resetting, new: the kernel is retrying within
+	// ctrl_loss_tmo; status shows Degraded, the plan leaves it alone but
+	// says so, so "no changes" is never read as "all is well".
+	loss := "ctrl_loss_tmo off: it retries until the target is back"
+	if t := cur.Timeouts.CtrlLossTmo; t >= 0 {
+		loss = fmt.Sprintf("it gives up %d s after the connection was lost (ctrl_loss_tmo), then the next plan connects anew", t)
 	}
-	if len(cur.Namespaces) == 0 && !noDisk {
+	d.p.Reconnecting = append(d.p.Reconnecting, Reconnecting{Volume: v.Name, Controller: cur.Name, State: cur.State,
+		Reason: fmt.Sprintf("the kernel is reconnecting every %d s; %s", cur.Timeouts.ReconnectDelay, loss)})
+	return true
+}
+
+// timeouts plans a set-timeouts when the live controller's timeouts
+// differ, or a reconnect when keep_alive_tmo does (the kernel fixes it at
+// connect); it says whether it planned the reconnect.
+func (d *differ) timeouts(v *spec.Volume, connect Action, cur fabric.Controller) bool {
+	wantT, from := *connect.Timeouts, cur.Timeouts
+	if wantT.Matches(from) {
+		return false
+	}
+	connect.FromTimeouts = &from
+	d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "timeouts",
+		Want: fmtTimeouts(wantT.Effective()), Got: fmtTimeouts(from.Effective())})
+	if wantT.Effective().KeepAliveTmo != from.Effective().KeepAliveTmo {
+		d.reconnect(connect, cur, fmt.Sprintf("keep_alive_tmo %d -> %d cannot change on a live controller",
+			from.Effective().KeepAliveTmo, wantT.Effective().KeepAliveTmo))
+		return true
+	}
+	a := connect
+	a.Kind = KindSetTimeouts
+	a.Reason = "timeouts differ: " + fmtTimeouts(from.Effective()) + " -> " + fmtTimeouts(wantT.Effective())
+	d.add(a)
+	return false
+}
+
+// namespace plans a rescan of a live controller that lost its namespace
+// or whose namespace is smaller than the disk (or the disk grows).
+func (d *differ) namespace(v *spec.Volume, cur fabric.Controller, disk diskOutcome) {
+	want := v.Size.Bytes
+	if len(cur.Namespaces) == 0 && !disk.noDisk {
 		// A live controller without its namespace: the target re-created the
 		// subsystem (an export toggled on the RDS) and the kernel dropped the
 		// namespace whose identifiers changed. A rescan brings it back.
@@ -416,8 +499,8 @@ func (d *differ) present(v *spec.Volume) {
 			Reason: "controller is live but shows no namespace: rescan"})
 		return
 	}
-	if nsSmall := len(cur.Namespaces) > 0 && cur.Namespaces[0].Size > 0 && want > 0 && cur.Namespaces[0].Size < want; growing ||
-		(nsSmall && (d.obs.RDS == nil || d.diskSize(v.Name) >= want)) {
+	nsSmall := len(cur.Namespaces) > 0 && cur.Namespaces[0].Size > 0 && want > 0 && cur.Namespaces[0].Size < want
+	if disk.growing || (nsSmall && (d.obs.RDS == nil || d.diskSize(v.Name) >= want)) {
 		d.add(Action{Kind: KindRescan, Volume: v.Name, Controller: cur.Name, Size: want,
 			Reason: "disk grows: rescan the namespace"})
 	}
@@ -625,6 +708,36 @@ func (d *differ) massDetachGuard() {
 	if !d.known || !d.obs.Fabric {
 		return // an unknown host already blocks every disconnect
 	}
+	// A tombstone (state: absent) is an explicit wish no truncated file can
+	// produce: its disconnect neither counts nor is held.
+	tombstone := map[string]bool{}
+	for _, v := range d.st.Volumes {
+		if v.State == spec.Absent {
+			tombstone[v.Name] = true
+		}
+	}
+	guarded := func(a Action) bool {
+		return a.Kind.Bucket() == BucketDisconnect && !tombstone[a.Volume]
+	}
+	detach := 0
+	for _, a := range d.p.Actions {
+		if guarded(a) {
+			detach++
+		}
+	}
+	why := d.massDetach(detach)
+	if why == "" {
+		return
+	}
+	d.holdBack(guarded, why)
+	d.p.Notes = append([]string{fmt.Sprintf("held back %d disconnect(s): %s; if that is meant, apply with --allow-mass-detach", detach, why)},
+		d.p.Notes...)
+}
+
+// massDetach says why detach disconnects at once are a mass detach, or ""
+// when they are not: the state declares no volume attached to this host,
+// or they are more than half (and at least two) of its owned controllers.
+func (d *differ) massDetach(detach int) string {
 	attached := 0
 	for i := range d.st.Volumes {
 		v := &d.st.Volumes[i]
@@ -638,34 +751,20 @@ func (d *differ) massDetachGuard() {
 			owned++
 		}
 	}
-	// A tombstone (state: absent) is an explicit wish no truncated file can
-	// produce: its disconnect neither counts nor is held.
-	tombstone := map[string]bool{}
-	for _, v := range d.st.Volumes {
-		if v.State == spec.Absent {
-			tombstone[v.Name] = true
-		}
-	}
-	guarded := func(a Action) bool {
-		return (a.Kind == KindDisconnect || a.Kind == KindDisconnectOrphan) && !tombstone[a.Volume]
-	}
-	detach := 0
-	for _, a := range d.p.Actions {
-		if guarded(a) {
-			detach++
-		}
-	}
-	var why string
 	switch {
 	case detach == 0:
-		return
+		return ""
 	case attached == 0:
-		why = fmt.Sprintf("the state declares no volume attached to %s", d.host)
+		return fmt.Sprintf("the state declares no volume attached to %s", d.host)
 	case detach >= 2 && 2*detach > owned:
-		why = fmt.Sprintf("%d of the %d controllers of %s would be disconnected at once", detach, owned, d.host)
-	default:
-		return
+		return fmt.Sprintf("%d of the %d controllers of %s would be disconnected at once", detach, owned, d.host)
 	}
+	return ""
+}
+
+// holdBack blocks the guarded disconnects (RuleMassDetach) and the deletes
+// that wait for them.
+func (d *differ) holdBack(guarded func(Action) bool, why string) {
 	held := map[string]bool{}
 	for i := range d.p.Actions {
 		a := &d.p.Actions[i]
@@ -678,13 +777,11 @@ func (d *differ) massDetachGuard() {
 	}
 	for i := range d.p.Actions {
 		a := &d.p.Actions[i]
-		if (a.Kind == KindDelete || a.Kind == KindRemoveFile) && held[a.Volume] {
+		if a.Kind.Bucket() == BucketDelete && held[a.Volume] {
 			a.Wanted, a.Kind, a.Blocked = a.Kind, KindBlocked, RuleMassDetach
 			a.Reason = a.Reason + "; held back with its disconnect: " + why
 		}
 	}
-	d.p.Notes = append([]string{fmt.Sprintf("held back %d disconnect(s): %s; if that is meant, apply with --allow-mass-detach", detach, why)},
-		d.p.Notes...)
 }
 
 // Fingerprint is the sha256 of the canonical observed state (sorted, pool
