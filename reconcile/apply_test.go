@@ -83,7 +83,7 @@ func TestApplyRetriesAndFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lines []string
-	res, err := r.Apply(ctx, st, p, ApplyOptions{Progress: func(ar ActionResult) { lines = append(lines, ResultLine(ar)) }})
+	res, err := r.Apply(ctx, st, p, ApplyOptions{Progress: func(ar ActionResult) { lines = append(lines, Describe(ar.Action)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,11 @@ func TestApplyReportsRetries(t *testing.T) {
 	}
 	var events []string
 	res, err := r.Apply(ctx, st, p, ApplyOptions{
-		OnRetry:  func(ev RetryEvent) { events = append(events, RetryLine(ev)) },
+		// The event carries what apply's retry line prints (views).
+		OnRetry: func(ev RetryEvent) {
+			events = append(events, fmt.Sprintf("%s %s: attempt %d of %d failed: %v; next try in %s",
+				ev.Action.Kind, ev.Action.Volume, ev.Attempt, ev.Attempts, ev.Err, ev.Next))
+		},
 		Progress: func(ar ActionResult) { events = append(events, "done "+string(ar.Action.Kind)) },
 	})
 	if err != nil || res.Err() != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rds-reconcile/rds-reconcile/reconcile"
+	"github.com/rds-reconcile/rds-reconcile/views"
+	"github.com/rds-reconcile/rds-reconcile/views/jsonplan"
 )
 
 type applyFlags struct {
@@ -22,6 +23,7 @@ type applyFlags struct {
 	massOK      bool
 	verbose     bool
 	quiet       bool
+	output      string
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -68,6 +70,7 @@ names the holder to a second one.`,
 	fl.StringVar(&f.stateDir, "state-dir", "", "folder for the lock file (default: the first state file's folder)")
 	fl.BoolVar(&f.massOK, "allow-mass-detach", false, massDetachHelp)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also list the foreign controllers in the plan")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, or json (one object per line: the plan, a result per action, retries, a summary; docs/cli.md)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no line per retried attempt (they still reach the log at debug level, or as warnings with --log-format json)")
 	return cmd
 }
@@ -77,32 +80,13 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	if f.parallelism < 1 {
 		return fail(errors.New("--parallelism must be at least 1"))
 	}
-	var saved *reconcile.Plan
-	switch {
-	case planFile != "" && len(f.files) > 0:
-		return fail(errors.New("give either -f FILE... or a saved PLANFILE, not both"))
-	case planFile != "" && (strings.HasSuffix(planFile, ".yaml") || strings.HasSuffix(planFile, ".yml")):
-		return &exitError{code: 1, err: fmt.Errorf("%s looks like a state file: use apply -f %s (a positional argument is a plan saved with plan --out)", planFile, planFile)}
-	case planFile != "":
-		fh, err := os.Open(planFile)
-		if err != nil {
-			return fail(err)
-		}
-		saved, err = reconcile.ReadPlan(fh)
-		fh.Close()
-		if err != nil {
-			return fail(err)
-		}
-		if len(saved.Files) == 0 {
-			return fail(fmt.Errorf("%s names no state files", planFile))
-		}
-		if cmd.Flags().Changed("host") && g.host != saved.Host {
-			return fail(fmt.Errorf("%s was made for host %q, not %q", planFile, saved.Host, g.host))
-		}
-		g.host = saved.Host
-		f.files = saved.Files
-	case len(f.files) == 0:
-		return fail(errors.New("give the desired state with -f FILE (or a saved PLANFILE)"))
+	view, err := views.NewApply(f.output, g.stdout, views.PlanOptions{Verbose: f.verbose})
+	if err != nil {
+		return fail(err)
+	}
+	saved, err := readSavedPlan(cmd, g, f, planFile)
+	if err != nil {
+		return fail(err)
 	}
 	ctx := cmd.Context()
 	st, w, release, err := openLocked(ctx, g, f.files, f.stateDir)
@@ -123,52 +107,71 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	if saved != nil && saved.Fingerprint != p.Fingerprint {
 		return fail(fmt.Errorf("%s: %w", planFile, reconcile.ErrStalePlan))
 	}
-	if err := reconcile.RenderPlanText(g.stdout, p, reconcile.TextOptions{Verbose: f.verbose}); err != nil {
+	if err := view.Plan(p); err != nil {
 		return fail(err)
 	}
 	if !p.HasChanges() {
 		r.Record(st, p)
-		if n := p.Summary().Blocked; n > 0 {
-			fmt.Fprintf(g.stdout, "\nNothing to apply: %d action(s) held back by safety rules:\n", n)
-			for _, a := range p.Actions {
-				if a.Kind == reconcile.KindBlocked {
-					fmt.Fprintf(g.stdout, "  %s: %s\n", reconcile.Describe(a), a.Blocked)
-				}
-			}
-		} else {
-			fmt.Fprintln(g.stdout, "\nNothing to apply.")
-		}
-		return nil
+		return view.NothingToApply(p)
 	}
 	if saved == nil && !f.autoApprove {
 		if !isTerminal(g.stdin) {
 			return fail(errors.New("stdin is not a terminal: pass --auto-approve to apply without confirmation"))
 		}
-		fmt.Fprint(g.stdout, "\nApply these actions? Only 'yes' is accepted.\n  Enter yes: ")
-		line, _ := bufio.NewReader(g.stdin).ReadString('\n')
-		if strings.TrimSpace(line) != "yes" {
-			return fail(errors.New("apply cancelled"))
+		if err := view.Ask(g.stdin); err != nil {
+			return fail(err)
 		}
 	}
-	fmt.Fprintln(g.stdout)
-	ao := reconcile.ApplyOptions{Progress: func(ar reconcile.ActionResult) {
-		fmt.Fprintln(g.stdout, reconcile.ResultLine(ar))
-	}}
+	view.Start()
+	ao := reconcile.ApplyOptions{Progress: view.Result}
 	if !f.quiet && g.logFormat != "json" {
 		// With JSON logs the retries are structured log events instead.
-		ao.OnRetry = func(ev reconcile.RetryEvent) { fmt.Fprintln(g.stdout, reconcile.RetryLine(ev)) }
+		ao.OnRetry = view.Retry
 	}
 	res, err := r.Apply(ctx, st, p, ao)
 	if err != nil {
 		return fail(err)
 	}
-	if err := reconcile.RenderResultSummary(g.stdout, res); err != nil {
+	if err := view.Summary(res); err != nil {
 		return fail(err)
 	}
 	if err := res.Err(); err != nil {
 		return fail(err)
 	}
 	return nil
+}
+
+// readSavedPlan reads apply's PLANFILE, if given, and takes its host and
+// state files; nil without one.
+func readSavedPlan(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) (*reconcile.Plan, error) {
+	switch {
+	case planFile != "" && len(f.files) > 0:
+		return nil, errors.New("give either -f FILE... or a saved PLANFILE, not both")
+	case planFile != "" && (strings.HasSuffix(planFile, ".yaml") || strings.HasSuffix(planFile, ".yml")):
+		return nil, fmt.Errorf("%s looks like a state file: use apply -f %s (a positional argument is a plan saved with plan --out)", planFile, planFile)
+	case planFile == "" && len(f.files) == 0:
+		return nil, errors.New("give the desired state with -f FILE (or a saved PLANFILE)")
+	case planFile == "":
+		return nil, nil
+	}
+	fh, err := os.Open(planFile)
+	if err != nil {
+		return nil, err
+	}
+	saved, err := jsonplan.ReadPlan(fh)
+	fh.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(saved.Files) == 0 {
+		return nil, fmt.Errorf("%s names no state files", planFile)
+	}
+	if cmd.Flags().Changed("host") && g.host != saved.Host {
+		return nil, fmt.Errorf("%s was made for host %q, not %q", planFile, saved.Host, g.host)
+	}
+	g.host = saved.Host
+	f.files = saved.Files
+	return saved, nil
 }
 
 // isTerminal says whether r is a terminal a person can answer on.

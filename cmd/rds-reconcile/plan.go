@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rds-reconcile/rds-reconcile/reconcile"
+	"github.com/rds-reconcile/rds-reconcile/views"
+	"github.com/rds-reconcile/rds-reconcile/views/jsonplan"
 )
 
 // Exit codes of plan --detailed-exitcode.
@@ -77,8 +79,10 @@ state it saw; apply PLANFILE refuses it once either has changed.`,
 }
 
 func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return &exitError{code: exitFailed, err: fmt.Errorf("-o %q: want text or json", f.output)}
+	fail := func(err error) error { return &exitError{code: exitFailed, err: err} }
+	view, err := views.NewPlan(f.output, g.stdout, views.PlanOptions{Verbose: f.verbose})
+	if err != nil {
+		return fail(err)
 	}
 	ctx := cmd.Context()
 	g.readOnly = true
@@ -88,34 +92,23 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 	}
 	w, err := wire(ctx, g, st, f.files)
 	if err != nil {
-		return &exitError{code: exitFailed, err: err}
+		return fail(err)
 	}
 	defer w.close()
-	r := w.reconciler(g, 0, nil)
-	p, err := r.Plan(ctx, st, scopeFor(st, f.prune, f.massOK))
+	p, err := w.reconciler(g, 0, nil).Plan(ctx, st, scopeFor(st, f.prune, f.massOK))
 	if err != nil {
-		return &exitError{code: exitFailed, err: err}
+		return fail(err)
 	}
 	p.Files = absFiles(f.files)
-	if f.output == "json" {
-		err = reconcile.RenderJSON(g.stdout, p)
-	} else {
-		writeRDSVersion(g.stdout, w.rds)
-		err = reconcile.RenderPlanText(g.stdout, p, reconcile.TextOptions{Verbose: f.verbose})
-	}
-	if err != nil {
-		return &exitError{code: exitFailed, err: err}
+	if err := view.Plan(p, rdsProfile(w.rds)); err != nil {
+		return fail(err)
 	}
 	if f.out != "" {
-		var b bytes.Buffer
-		if err := reconcile.RenderJSON(&b, p); err != nil {
-			return &exitError{code: exitFailed, err: err}
+		if err := savePlan(f.out, p); err != nil {
+			return fail(err)
 		}
-		if err := os.WriteFile(f.out, b.Bytes(), 0o600); err != nil {
-			return &exitError{code: exitFailed, err: fmt.Errorf("--out: %w", err)}
-		}
-		if f.output == "text" {
-			fmt.Fprintf(g.stdout, "\nSaved the plan to %s; apply it with: rds-reconcile apply %s\n", f.out, f.out)
+		if err := view.Saved(f.out); err != nil {
+			return fail(err)
 		}
 	}
 	if !f.detailed {
@@ -126,6 +119,19 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 		return &exitError{code: exitBlocked}
 	case p.HasChanges():
 		return &exitError{code: exitChanges}
+	}
+	return nil
+}
+
+// savePlan writes p for apply PLANFILE: the plan JSON document, readable
+// by its owner only (it names the state files and the live inventory).
+func savePlan(path string, p *reconcile.Plan) error {
+	var b bytes.Buffer
+	if err := jsonplan.Write(&b, p); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	return nil
 }

@@ -2,19 +2,19 @@ package main
 
 import (
 	"fmt"
-	"io"
 
 	"github.com/rds-reconcile/rds-reconcile/rds"
 )
 
-// writeRDSVersion prints "RDS: RouterOS 7.21 (stable)" when the client has
-// read the RDS's version (it does once per connection, before its first
-// listing); nothing otherwise.
-func writeRDSVersion(w io.Writer, c *rds.SSHClient) {
+// rdsProfile is the RDS's RouterOS as plan and status print it ("RouterOS
+// 7.21 (stable)") when the client has read it (it does once per
+// connection, before its first listing); "" otherwise.
+func rdsProfile(c *rds.SSHClient) string {
 	if c == nil {
-		return
+		return ""
 	}
 	if p, ok := c.LastProfile(); ok {
-		fmt.Fprintf(w, "RDS: %s\n", p)
+		return fmt.Sprint(p)
 	}
+	return ""
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-
 	"github.com/spf13/cobra"
 
-	"github.com/rds-reconcile/rds-reconcile/reconcile"
+	"github.com/rds-reconcile/rds-reconcile/views"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -31,35 +28,34 @@ drift follow. -o json prints the same as the run loop's /status endpoint.`,
   rds-reconcile status -f state.yaml -o json | jq '.volumes[] | select(.condition != "Ready")'`,
 		Args: noFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fail := func(err error) error { return &exitError{code: 1, err: err} }
-			if output != "table" && output != "json" {
-				return fail(fmt.Errorf("-o %q: want table or json", output))
-			}
-			ctx := cmd.Context()
-			g.readOnly = true
-			st, err := mustLoad(g, files)
-			if err != nil {
-				return err
-			}
-			w, err := wire(ctx, g, st, files)
-			if err != nil {
-				return fail(err)
-			}
-			defer w.close()
-			s, err := w.reconciler(g, 0, nil).Status(ctx, st)
-			if err != nil {
-				return fail(err)
-			}
-			if output == "json" {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(s)
-			}
-			writeRDSVersion(g.stdout, w.rds)
-			return reconcile.RenderStatusTable(g.stdout, s)
+			return runStatusCmd(cmd, g, files, output)
 		},
 	}
 	addFileFlags(cmd, &files)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
+}
+
+func runStatusCmd(cmd *cobra.Command, g *globals, files []string, output string) error {
+	fail := func(err error) error { return &exitError{code: 1, err: err} }
+	view, err := views.NewStatus(output, g.stdout)
+	if err != nil {
+		return fail(err)
+	}
+	ctx := cmd.Context()
+	g.readOnly = true
+	st, err := mustLoad(g, files)
+	if err != nil {
+		return err
+	}
+	w, err := wire(ctx, g, st, files)
+	if err != nil {
+		return fail(err)
+	}
+	defer w.close()
+	s, err := w.reconciler(g, 0, nil).Status(ctx, st)
+	if err != nil {
+		return fail(err)
+	}
+	return view.Status(s, rdsProfile(w.rds))
 }
