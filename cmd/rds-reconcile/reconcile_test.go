@@ -409,3 +409,55 @@ func TestRunServesMetricsAndStatus(t *testing.T) {
 		t.Errorf("apply during run: exit %d %q", code, errOut)
 	}
 }
+
+// TestApplyJSON: apply -o json streams one object per line against the
+// real rds client and the simulator: the plan, a result per action, the
+// summary; it never prompts; a second apply has nothing to do.
+func TestApplyJSON(t *testing.T) {
+	e := newEnv(t, twoVolumes)
+	if code, out, errOut := e.cli("apply", "-f", e.state, "-o", "json"); code != 1 || !strings.Contains(errOut, "--auto-approve") {
+		t.Fatalf("apply -o json without approval: exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	code, out, errOut := e.cli("apply", "-f", e.state, "-o", "json", "--auto-approve")
+	if code != 0 {
+		t.Fatalf("apply -o json: exit %d\n%s%s", code, out, errOut)
+	}
+	types, last := jsonLines(t, out)
+	if want := "plan result result result result summary"; strings.Join(types, " ") != want {
+		t.Errorf("line types %q, want %q\n%s", types, want, out)
+	}
+	if last["done"] != 4.0 || last["failed"] != 0.0 {
+		t.Errorf("summary %v", last)
+	}
+	e.mustPlanEmpty()
+	code, out, _ = e.cli("apply", "-f", e.state, "-o", "json", "--auto-approve")
+	if types, last := jsonLines(t, out); code != 0 || strings.Join(types, " ") != "plan summary" || last["done"] != 0.0 {
+		t.Errorf("second apply: exit %d\n%s", code, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "-f", e.state, "-o", "yaml", "--auto-approve"}, `-o/--output "yaml": want text or json`},
+		{[]string{"status", "-f", e.state, "-o", "text"}, `-o/--output "text": want table or json`},
+	} {
+		if code, _, errOut := e.cli(c.args...); code != 1 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, stderr %q, want %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+// jsonLines parses out as JSON lines: their types and the last object.
+func jsonLines(t *testing.T, out string) ([]string, map[string]any) {
+	t.Helper()
+	var types []string
+	var last map[string]any
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		last = nil
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("not a JSON line: %v: %q", err, l)
+		}
+		types = append(types, fmt.Sprint(last["type"]))
+	}
+	return types, last
+}
