@@ -39,6 +39,8 @@ type csiFlags struct {
 	maxVolumes    int64
 	kubeletDir    string
 	git           gitFlags
+	layer         string // "" (the file in the state dir) or configmap://NS/NAME
+	kubeconfig    string
 }
 
 func newCSICmd(g *globals) *cobra.Command {
@@ -50,10 +52,17 @@ func newCSICmd(g *globals) *cobra.Command {
 volumes. A CSI request edits a desired-state layer and reconciles the volume
 it concerns; it returns when the change converged or failed.
 
-The controller owns <state-dir>/csi-volumes.yaml, layered over the base state
-given with -f (target, defaults, hosts and git-managed volumes).
-` + "`rds-reconcile plan -f base.yaml -f <state-dir>/csi-volumes.yaml`" + ` shows the
-whole truth.
+The controller owns a layer, the volumes Kubernetes created, layered over the
+base state given with -f (target, defaults, hosts and git-managed volumes):
+<state-dir>/csi-volumes.yaml by default, or, with --layer
+configmap://NAMESPACE/NAME, key csi-volumes.yaml of that ConfigMap, read at
+every call and written with optimistic concurrency (resourceVersion), so the
+truth survives any node and several controllers never lose each other's
+edits. The API server comes from --kubeconfig, else the pod's service
+account. At start, an existing <state-dir>/csi-volumes.yaml is imported once
+into a ConfigMap that holds no layer yet, then renamed to *.imported.
+` + "`rds-reconcile plan -f base.yaml -f <state-dir>/csi-volumes.yaml`" + ` (or the file
+` + "`rds-reconcile csi-layer`" + ` writes) shows the whole truth.
 
 With --git URL the controller takes its base state from a git repository
 instead of -f files: it keeps a private clone in <state-dir>/csi-git, fetches
@@ -71,6 +80,9 @@ restarted plugin still knows its staged volumes; at start it reconnects them
 and disconnects orphaned managed controllers.`,
 		Example: `  rds-reconcile csi --mode controller --endpoint unix:///csi/csi.sock \
       --state-dir /var/lib/rds-reconcile -f /etc/rds-reconcile/base.yaml
+  rds-reconcile csi --mode controller --endpoint unix:///csi/csi.sock \
+      --state-dir /var/lib/rds-reconcile -f /etc/rds-reconcile/base.yaml \
+      --layer configmap://rds-reconcile/rds-csi-volumes
   rds-reconcile csi --mode controller --endpoint unix:///csi/csi.sock \
       --state-dir /var/lib/rds-reconcile --git ssh://git@git.example.com/infra/rds-state.git --ref main \
       --path clusters/prod/base.yaml --git-known-hosts /etc/rds-reconcile/git/known_hosts \
@@ -97,6 +109,8 @@ and disconnects orphaned managed controllers.`,
 	fl.StringVar(&f.driverName, "driver-name", csi.DefaultDriverName, "CSI driver name")
 	fl.Int64Var(&f.maxVolumes, "max-volumes-per-node", 0, "volumes a node may hold (0: no limit)")
 	fl.StringVar(&f.kubeletDir, "kubelet-dir", csi.DefaultKubeletDir, "the kubelet's root directory: the node mounts, unmounts and removes only below it")
+	fl.StringVar(&f.layer, "layer", "", "controller: where the CSI layer lives: configmap://NAMESPACE/NAME (Kubernetes), or leave it out for <state-dir>/csi-volumes.yaml")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "with --layer configmap://...: kubeconfig file for the API server (default: the pod's service account)")
 	addGitFlags(cmd, &f.git, "controller: take the base state from this git repository (https://, ssh://, user@host:path, file://) instead of -f files",
 		"with --git: time between fetches; each controller call reads the last good revision")
 	return cmd
@@ -120,6 +134,9 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		if err := checkCSIGitFlags(mode, f); err != nil {
 			return &exitError{code: 2, err: err}
 		}
+	}
+	if mode == csi.ModeNode && (f.layer != "" || f.kubeconfig != "") {
+		return &exitError{code: 2, err: errors.New("--layer and --kubeconfig are the controller's: --mode node keeps its layer on the host")}
 	}
 	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
 		return &exitError{code: 2, err: fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir)}
@@ -145,6 +162,12 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 			return err
 		}
 	}
+	var layer controllerLayerStore
+	if mode != csi.ModeNode {
+		if layer, err = controllerLayer(ctx, f, log); err != nil {
+			return err
+		}
+	}
 	var gb *gitBase
 	if f.git.url != "" {
 		if gb, err = openGitBase(ctx, g, f, log, reg, rm); err != nil {
@@ -156,7 +179,7 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		}
 		opts.Controller = &csi.ControllerConfig{
 			Base:       gb,
-			Layer:      spec.OpenStore(filepath.Join(f.stateDir, "csi-volumes.yaml")),
+			Layer:      layer,
 			Reconciler: gb,
 			Pool:       gb,
 		}
@@ -172,7 +195,7 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		defer client.Close()
 		opts.Controller = &csi.ControllerConfig{
 			BaseFiles:  absFiles(f.files),
-			Layer:      spec.OpenStore(filepath.Join(f.stateDir, "csi-volumes.yaml")),
+			Layer:      layer,
 			Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: log.With("side", "rds"), Metrics: rm})),
 			Pool:       client,
 		}
@@ -225,12 +248,19 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		// Stopped before gb.close (deferred earlier, so run later).
 		defer func() { stop(); wg.Wait() }()
 		st := gb.repo.Status()
-		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir,
+		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir, "layer", layerName(layer),
 			"git", st.URL, "ref", st.Ref, "revision", revOrNone(st.Short))
 	} else {
-		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir)
+		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir, "layer", layerName(layer))
 	}
 	return d.Serve(ctx, lis)
+}
+
+func layerName(l controllerLayerStore) string {
+	if l == nil {
+		return "(none)"
+	}
+	return l.Name()
 }
 
 // stateDirMode is the mode `csi` gives its --state-dir.

@@ -115,6 +115,7 @@ host's kernel NVMe controllers in the state a YAML file declares.
 		newRunCmd(g),
 		newExportCmd(g),
 		newCSICmd(g),
+		newCSILayerCmd(g),
 	)
 	return root
 }
