@@ -91,82 +91,27 @@ func (r *Reconciler) Run(ctx context.Context, lo LoopOptions) error {
 	if lo.Interval <= 0 {
 		return fmt.Errorf("run: interval must be positive")
 	}
-	if lo.Jitter <= 0 {
-		lo.Jitter = 0.1
-	}
-	if lo.Debounce <= 0 {
-		lo.Debounce = 250 * time.Millisecond
-	}
-	if lo.Settle <= 0 {
-		lo.Settle = DefaultSettle
-	}
-	// The loop's lines name each pass's revision, not the one the
-	// Reconciler was made with.
-	l := &loop{r: r, lo: lo, log: r.opts.Logger, watched: map[string]bool{}, backoff: backoffs{}}
+	l := newLoop(r, lo)
 	if len(lo.Files) > 0 {
-		w, err := fsnotify.NewWatcher()
+		w, err := l.watch()
 		if err != nil {
-			return fmt.Errorf("run: watch state files: %w", err)
+			return err
 		}
 		defer w.Close()
-		dirs := map[string]bool{}
-		for _, f := range lo.Files {
-			abs, err := filepath.Abs(f)
-			if err != nil {
-				return fmt.Errorf("run: %w", err)
-			}
-			l.watched[abs] = true
-			dirs[filepath.Dir(abs)] = true
-		}
-		for d := range dirs {
-			if err := w.Add(d); err != nil {
-				return fmt.Errorf("run: watch %s: %w", d, err)
-			}
-		}
-		l.events, l.werrs = w.Events, w.Errors
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var debounce <-chan time.Time
 	for {
-		reason := ""
-		select {
-		case <-ctx.Done():
+		reason, ok := l.trigger(ctx, timer.C)
+		if !ok {
 			return nil
-		case <-timer.C:
-			reason = "interval"
-		case <-lo.Trigger:
-			reason = "signal"
-		case ev := <-l.events:
-			if l.isWatched(ev) {
-				debounce = time.After(lo.Debounce)
-			}
-			continue
-		case <-debounce:
-			reason = "file change"
-		case err := <-l.werrs:
-			r.log.Warn("watching state files", "err", err)
-			continue
 		}
-		// The pass reads the files from here on: earlier events are in.
-		debounce = nil
 		r.log.Debug("reconcile pass", "trigger", reason)
 		next, confirm := l.pass(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := jittered(lo.Interval, lo.Jitter, rand.Float64())
-		if confirm {
-			// The next pass settles first: it plans one settle interval
-			// from now, not one Interval.
-			wait = 0
-		}
-		if !next.IsZero() {
-			if d := time.Until(next); d < wait {
-				wait = max(d, 10*time.Millisecond)
-			}
-		}
-		timer.Reset(wait)
+		timer.Reset(l.wait(next, confirm, time.Now(), rand.Float64()))
 	}
 }
 
@@ -183,10 +128,96 @@ type loop struct {
 	events  <-chan fsnotify.Event
 	werrs   <-chan error
 	watched map[string]bool // absolute paths of lo.Files
-	backoff backoffs
+	backoff *backoffs
 	// planned holds the destructive actions (by actionKey) the previous
 	// pass planned; nil after a pass that planned nothing.
 	planned map[string]bool
+}
+
+// newLoop fills in lo's defaults. The loop's lines name each pass's
+// revision, not the one the Reconciler was made with, so it logs to the
+// bare logger.
+func newLoop(r *Reconciler, lo LoopOptions) *loop {
+	if lo.Jitter <= 0 {
+		lo.Jitter = 0.1
+	}
+	if lo.Debounce <= 0 {
+		lo.Debounce = 250 * time.Millisecond
+	}
+	if lo.Settle <= 0 {
+		lo.Settle = DefaultSettle
+	}
+	return &loop{r: r, lo: lo, log: r.opts.Logger, watched: map[string]bool{}, backoff: newBackoffs(rand.Float64)}
+}
+
+// watch watches the directories of the state files, since git pull and
+// editors replace files by renaming, and feeds their events to the loop.
+func (l *loop) watch() (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("run: watch state files: %w", err)
+	}
+	dirs := map[string]bool{}
+	for _, f := range l.lo.Files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		l.watched[abs] = true
+		dirs[filepath.Dir(abs)] = true
+	}
+	for d := range dirs {
+		if err := w.Add(d); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("run: watch %s: %w", d, err)
+		}
+	}
+	l.events, l.werrs = w.Events, w.Errors
+	return w, nil
+}
+
+// trigger waits for what starts the next pass: the timer, a signal, or a
+// change of a state file once the files were quiet for Debounce. Events
+// before it returns are in the pass, which reads the files from then on.
+// ok is false once ctx ended.
+func (l *loop) trigger(ctx context.Context, timer <-chan time.Time) (reason string, ok bool) {
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-timer:
+			return "interval", true
+		case <-l.lo.Trigger:
+			return "signal", true
+		case ev := <-l.events:
+			if l.isWatched(ev) {
+				debounce = time.After(l.lo.Debounce)
+			}
+		case <-debounce:
+			return "file change", true
+		case err := <-l.werrs:
+			l.r.log.Warn("watching state files", "err", err)
+		}
+	}
+}
+
+// wait is the time from now to the next pass: an Interval moved by Jitter
+// (u in [0,1)); none when a destructive action waits for confirmation (the
+// next pass settles first: it plans one settle interval from now); never
+// past next, the earliest backoff expiry (zero: none), but at least 10ms.
+func (l *loop) wait(next time.Time, confirm bool, now time.Time, u float64) time.Duration {
+	wait := jittered(l.lo.Interval, l.lo.Jitter, u)
+	if confirm {
+		wait = 0
+	}
+	if !next.IsZero() {
+		if d := next.Sub(now); d < wait {
+			wait = max(d, 10*time.Millisecond)
+		}
+	}
+	return wait
 }
 
 func (l *loop) isWatched(ev fsnotify.Event) bool {
@@ -197,7 +228,6 @@ func (l *loop) isWatched(ev fsnotify.Event) bool {
 // pass runs one reconcile. It returns the earliest backoff expiry (zero:
 // none pending) and whether a destructive action waits for the next pass.
 func (l *loop) pass(ctx context.Context) (time.Time, bool) {
-	r, lo := l.r, l.lo
 	t0 := time.Now()
 	st, rev, err := l.settledLoad(ctx)
 	if ctx.Err() != nil {
@@ -205,38 +235,66 @@ func (l *loop) pass(ctx context.Context) (time.Time, bool) {
 	}
 	out := PassResult{Revision: rev}
 	defer func() {
-		if lo.OnPass != nil {
-			lo.OnPass(out)
+		if l.lo.OnPass != nil {
+			l.lo.OnPass(out)
 		}
 	}()
 	if err != nil {
-		// A pass that did not plan confirms nothing.
-		l.planned = nil
-		out.Err = err
 		if errors.Is(err, ErrUnsettled) {
 			l.log.Warn("reconcile pass skipped: the state files keep changing", "err", err)
 		} else {
 			l.log.Error("reconcile pass skipped: the desired state cannot be loaded", "err", err)
 		}
-		r.opts.Metrics.reconciled(time.Since(t0), out.Err)
-		return l.backoff.earliest(), false
+		l.unplanned(&out, err, t0)
+		return l.backoff.Earliest(), false
 	}
-	r.opts.Metrics.SetRevision(rev)
+	l.r.opts.Metrics.SetRevision(rev)
 	log := l.log.With("revision", rev)
-	sc := Full(lo.Prune || (st.Policy != nil && st.Policy.Prune))
-	sc.AllowMassDetach = lo.AllowMassDetach
-	p, err := r.Plan(ctx, st, sc)
+	sc := Full(l.lo.Prune || (st.Policy != nil && st.Policy.Prune))
+	sc.AllowMassDetach = l.lo.AllowMassDetach
+	p, err := l.r.Plan(ctx, st, sc)
 	if err != nil {
-		l.planned = nil
-		out.Err = err
 		log.Error("reconcile pass: observe failed", "err", err)
-		r.opts.Metrics.reconciled(time.Since(t0), err)
-		return l.backoff.earliest(), false
+		l.unplanned(&out, err, t0)
+		return l.backoff.Earliest(), false
 	}
 	p.Revision = rev
 	out.Plan = p
 	run, held, pending := l.split(p, time.Now())
 	out.HeldBack, out.Pending = held, pending
+	logPlanned(log, p, pending)
+	if !p.HasChanges() {
+		l.r.Record(st, p) // converged: what is live is what the state wants
+	}
+	passErr := l.apply(ctx, log, st, run, &out)
+	if s, err := l.r.StatusIn(ctx, st, p.Scope); err == nil {
+		s.Revision = rev
+		l.backoff.Mark(s)
+		markPending(s, p, pending)
+		out.Status = s
+	}
+	out.Err = passErr
+	l.r.opts.Metrics.reconciled(time.Since(t0), passErr)
+	if passErr != nil {
+		log.Warn("reconcile pass finished with errors", "err", passErr, "duration", time.Since(t0))
+	} else {
+		sum := run.Summary()
+		log.Info("reconcile pass", "actions", len(run.Actions)-sum.Blocked, "blocked", sum.Blocked, "held_back", len(held),
+			"pending", len(pending), "duration", time.Since(t0))
+	}
+	return l.backoff.Earliest(), len(pending) > 0
+}
+
+// unplanned ends a pass that made no plan (the state could not be loaded,
+// the live state not observed): it confirms nothing.
+func (l *loop) unplanned(out *PassResult, err error, t0 time.Time) {
+	l.planned = nil
+	out.Err = err
+	l.r.opts.Metrics.reconciled(time.Since(t0), err)
+}
+
+// logPlanned logs what the plan blocks and what waits for the next pass.
+func logPlanned(log *slog.Logger, p *Plan, pending []Action) {
 	for _, a := range p.Actions {
 		if a.Kind == KindBlocked {
 			log.Warn("action blocked by a safety rule", "wanted", a.Wanted, "volume", a.Volume, "controller", a.Controller,
@@ -247,49 +305,52 @@ func (l *loop) pass(ctx context.Context) (time.Time, bool) {
 		log.Info("action waits for confirmation by the next pass", "kind", a.Kind, "volume", a.Volume,
 			"controller", a.Controller, "reason", a.Reason)
 	}
-	var passErr error
-	if !p.HasChanges() {
-		r.Record(st, p) // converged: what is live is what the state wants
+}
+
+// apply runs what the pass runs now, logs each action's result and backs
+// off the volumes that failed; it returns the pass's error.
+func (l *loop) apply(ctx context.Context, log *slog.Logger, st *spec.State, run *Plan, out *PassResult) error {
+	if !run.HasChanges() {
+		return nil
 	}
-	if run.HasChanges() {
-		res, err := r.Apply(ctx, st, run, ApplyOptions{})
-		if err != nil {
-			passErr = err
-		} else {
-			out.Result = res
-			passErr = res.Err()
-			for _, ar := range res.Actions {
-				result := "ok"
-				switch {
-				case ar.Skipped:
-					result = "skipped: " + ar.SkipReason
-				case ar.Err != nil:
-					result = "error: " + ar.Err.Error()
-				}
-				log.Info("action", "kind", ar.Action.Kind, "volume", ar.Action.Volume, "controller", ar.Action.Controller,
-					"result", result, "attempts", ar.Attempts, "duration", ar.Duration)
-			}
-			// The backoff runs from the end of the apply: an apply can take
-			// longer than the first delays.
-			l.backoff.record(res, PolicyFrom(st), time.Now(), log)
+	res, err := l.r.Apply(ctx, st, run, ApplyOptions{})
+	if err != nil {
+		return err
+	}
+	out.Result = res
+	for _, ar := range res.Actions {
+		result := "ok"
+		switch {
+		case ar.Skipped:
+			result = "skipped: " + ar.SkipReason
+		case ar.Err != nil:
+			result = "error: " + ar.Err.Error()
+		}
+		log.Info("action", "kind", ar.Action.Kind, "volume", ar.Action.Volume, "controller", ar.Action.Controller,
+			"result", result, "attempts", ar.Attempts, "duration", ar.Duration)
+	}
+	// The backoff runs from the end of the apply: an apply can take longer
+	// than the first delays.
+	l.backOff(res, PolicyFrom(st), time.Now(), log)
+	return res.Err()
+}
+
+// backOff backs off each volume with a failed or skipped action in res
+// (once per pass, however many of its actions failed) and forgets those
+// whose actions all succeeded.
+func (l *loop) backOff(res *Result, pol RetryPolicy, done time.Time, log *slog.Logger) {
+	bad := failedVolumes(res)
+	for _, ar := range res.Actions {
+		v := ar.Action.Volume
+		switch {
+		case v == "":
+		case bad[v] != "":
+			until := l.backoff.When(v, bad[v], pol, done)
+			log.Warn("volume backs off", "volume", v, "failures", l.backoff.Failures(v), "until", until)
+		default:
+			l.backoff.Forget(v)
 		}
 	}
-	if s, err := r.StatusIn(ctx, st, p.Scope); err == nil {
-		s.Revision = rev
-		l.backoff.mark(s)
-		markPending(s, p, pending)
-		out.Status = s
-	}
-	out.Err = passErr
-	r.opts.Metrics.reconciled(time.Since(t0), passErr)
-	if passErr != nil {
-		log.Warn("reconcile pass finished with errors", "err", passErr, "duration", time.Since(t0))
-	} else {
-		sum := run.Summary()
-		log.Info("reconcile pass", "actions", len(run.Actions)-sum.Blocked, "blocked", sum.Blocked, "held_back", len(held),
-			"pending", len(pending), "duration", time.Since(t0))
-	}
-	return l.backoff.earliest(), len(pending) > 0
 }
 
 // split divides p's actions into the plan to run now, the volumes waiting
@@ -310,7 +371,7 @@ func (l *loop) split(p *Plan, now time.Time) (*Plan, []string, []Action) {
 			confirmed = l.planned[k]
 		}
 		switch {
-		case a.Volume != "" && l.backoff.holds(a.Volume, now):
+		case a.Volume != "" && l.backoff.Holds(a.Volume, now):
 			held[a.Volume] = true
 		case !confirmed:
 			pending = append(pending, a)
@@ -323,13 +384,13 @@ func (l *loop) split(p *Plan, now time.Time) (*Plan, []string, []Action) {
 	// a disk is never deleted under a controller this host still has.
 	detaching := map[string]bool{}
 	for _, a := range pending {
-		if a.Kind == KindDisconnect || a.Kind == KindDisconnectOrphan {
+		if a.Kind.Bucket() == BucketDisconnect {
 			detaching[a.Volume] = true
 		}
 	}
 	if len(detaching) > 0 {
 		run.Actions = slices.DeleteFunc(run.Actions, func(a Action) bool {
-			if (a.Kind == KindDelete || a.Kind == KindRemoveFile) && detaching[a.Volume] {
+			if a.Kind.Bucket() == BucketDelete && detaching[a.Volume] {
 				pending = append(pending, a)
 				return true
 			}
@@ -444,84 +505,6 @@ func hashFiles(files []string) [sha256.Size]byte {
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
-}
-
-// volumeBackoff tracks consecutive failures of one volume.
-type volumeBackoff struct {
-	failures uint
-	until    time.Time
-	lastErr  string // what failed last, for status
-}
-
-// backoffs are the per-volume backoffs of the loop: a volume whose actions
-// fail waits while the others go on.
-type backoffs map[string]*volumeBackoff
-
-// holds says whether volume's actions wait at now.
-func (b backoffs) holds(volume string, now time.Time) bool {
-	v := b[volume]
-	return v != nil && now.Before(v.until)
-}
-
-// record backs off each volume with a failed or skipped action in res
-// (once per pass, however many of its actions failed) and forgets those
-// whose actions all succeeded.
-func (b backoffs) record(res *Result, pol RetryPolicy, done time.Time, log *slog.Logger) {
-	bad := map[string]string{}
-	for _, ar := range res.Actions {
-		switch {
-		case ar.Err != nil:
-			bad[ar.Action.Volume] = fmt.Sprintf("%s failed: %v", ar.Action.Kind, ar.Err)
-		case ar.Skipped && bad[ar.Action.Volume] == "":
-			bad[ar.Action.Volume] = fmt.Sprintf("%s skipped: %s", ar.Action.Kind, ar.SkipReason)
-		}
-	}
-	for _, ar := range res.Actions {
-		v := ar.Action.Volume
-		switch {
-		case v == "":
-		case bad[v] != "":
-			vb := b[v]
-			if vb == nil {
-				vb = &volumeBackoff{}
-				b[v] = vb
-			}
-			if vb.until.Before(done) { // once per pass
-				vb.failures++
-				vb.until = done.Add(pol.Delay(vb.failures, rand.Float64()))
-			}
-			vb.lastErr = bad[v]
-			log.Warn("volume backs off", "volume", v, "failures", vb.failures, "until", vb.until)
-		default:
-			delete(b, v)
-		}
-	}
-}
-
-// earliest is when the first backoff ends (zero: none).
-func (b backoffs) earliest() time.Time {
-	var t time.Time
-	for _, vb := range b {
-		if t.IsZero() || vb.until.Before(t) {
-			t = vb.until
-		}
-	}
-	return t
-}
-
-// mark turns a volume whose actions keep failing from Progressing into
-// Degraded, with the last error and when the loop tries again: the loop is
-// not making progress on it, it is waiting.
-func (b backoffs) mark(s *Status) {
-	for i := range s.Volumes {
-		v := &s.Volumes[i]
-		vb := b[v.Name]
-		if vb == nil || vb.lastErr == "" || v.Condition != Progressing {
-			continue
-		}
-		v.Condition = Degraded
-		v.Reason = fmt.Sprintf("%s (%d failed passes; next try at %s)", vb.lastErr, vb.failures, vb.until.Format(time.RFC3339))
-	}
 }
 
 // LatestStatus keeps the last status a loop published, for /status.
