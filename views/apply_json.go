@@ -50,8 +50,13 @@ type summaryEvent struct {
 	DurationMs int64  `json:"durationMs"`
 }
 
-// line writes v as one line; json.Encoder ends it with a newline.
-func (v *applyJSON) line(x any) error { return json.NewEncoder(v.w).Encode(x) }
+// line writes x as one line (Encode ends it with a newline, in one
+// Write). "->" stays as it is: the stream is read by people too.
+func (v *applyJSON) line(x any) error {
+	enc := json.NewEncoder(v.w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(x)
+}
 
 func (v *applyJSON) Plan(p *reconcile.Plan) error {
 	return v.line(planEvent{Type: "plan", Plan: jsonplan.FromPlan(p)})

@@ -41,6 +41,9 @@ busy RouterOS, a refused connect); each failed attempt prints a line with
 its error and the wait before the next (-q hides them). One failed action skips the later steps of
 its volume but not the other volumes. A line is printed as each action
 finishes, then a summary; the exit status is 1 when anything failed.
+-o json prints one JSON object per line instead: the plan, a retry per
+retried attempt, a result per action and a summary (docs/cli.md); it
+never asks, so it needs --auto-approve or a PLANFILE.
 
 On a terminal apply asks "Enter yes"; otherwise pass --auto-approve.
 apply PLANFILE applies a plan saved with plan --out, without asking, after
