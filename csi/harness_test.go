@@ -202,6 +202,17 @@ func (e *env) serve(t testing.TB, mode Mode) (string, *grpc.ClientConn, *Driver)
 	if mode != ModeController {
 		opts.Node = e.nodeConfig()
 	}
+	return e.serveOpts(t, opts)
+}
+
+// serveWith starts a controller with cfg (another layer, another base).
+func (e *env) serveWith(t testing.TB, cfg *ControllerConfig) (string, *grpc.ClientConn, *Driver) {
+	t.Helper()
+	return e.serveOpts(t, Options{Mode: ModeController, NodeID: e.nodeID, Version: "test", Controller: cfg})
+}
+
+func (e *env) serveOpts(t testing.TB, opts Options) (string, *grpc.ClientConn, *Driver) {
+	t.Helper()
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
