@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rds-reconcile/rds-reconcile/reconcile"
+	"github.com/rds-reconcile/rds-reconcile/spec"
 	"github.com/rds-reconcile/rds-reconcile/views"
 	"github.com/rds-reconcile/rds-reconcile/views/jsonplan"
 )
@@ -117,14 +119,30 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 		r.Record(st, p)
 		return view.NothingToApply(p)
 	}
-	if saved == nil && !f.autoApprove {
-		if !isTerminal(g.stdin) {
-			return fail(errors.New("stdin is not a terminal: pass --auto-approve to apply without confirmation"))
-		}
-		if err := view.Ask(g.stdin); err != nil {
-			return fail(err)
-		}
+	if err := approve(g, f, saved, view); err != nil {
+		return fail(err)
 	}
+	if err := execute(ctx, g, f, r, st, p, view); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// approve asks for approval on a terminal, unless the plan was saved or
+// --auto-approve says yes already.
+func approve(g *globals, f *applyFlags, saved *reconcile.Plan, view views.Apply) error {
+	if saved != nil || f.autoApprove {
+		return nil
+	}
+	if !isTerminal(g.stdin) {
+		return errors.New("stdin is not a terminal: pass --auto-approve to apply without confirmation")
+	}
+	return view.Ask(g.stdin)
+}
+
+// execute applies p, showing each result as it comes (and each retried
+// attempt) and the summary; a failed action is an error.
+func execute(ctx context.Context, g *globals, f *applyFlags, r *reconcile.Reconciler, st *spec.State, p *reconcile.Plan, view views.Apply) error {
 	view.Start()
 	ao := reconcile.ApplyOptions{Progress: view.Result}
 	if !f.quiet && g.logFormat != "json" {
@@ -133,15 +151,12 @@ func runApply(cmd *cobra.Command, g *globals, f *applyFlags, planFile string) er
 	}
 	res, err := r.Apply(ctx, st, p, ao)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	if err := view.Summary(res); err != nil {
-		return fail(err)
+		return err
 	}
-	if err := res.Err(); err != nil {
-		return fail(err)
-	}
-	return nil
+	return res.Err()
 }
 
 // readSavedPlan reads apply's PLANFILE, if given, and takes its host and
