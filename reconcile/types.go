@@ -1,10 +1,11 @@
 // Package reconcile owns the reconciler of rds-reconcile: observing the live
 // state (one RDS list, one fabric list), diffing it against the desired state
 // (Diff is a pure function), the plan (actions with reasons, drift,
-// fingerprint, text and JSON rendering), applying a plan (ordering, bounded
-// parallelism, retry-go backoff with jitter, safety rules), per-volume
-// status, the level-triggered loop and its Prometheus metrics. It never
-// parses YAML or RouterOS text itself.
+// fingerprint), applying a plan (ordering, bounded parallelism, retry-go
+// backoff with jitter, safety rules), per-volume status, the
+// level-triggered loop and its Prometheus metrics. It never parses YAML or
+// RouterOS text itself, and never renders: package views prints plans,
+// results and status, views/jsonplan is the plan's JSON.
 package reconcile
 
 import (
