@@ -143,7 +143,7 @@ func (n *node) controllerOf(ctx context.Context, st *spec.State, name string) (*
 		}
 		// Prefer a live controller with its namespace (the kernel may still
 		// list a dying one for a moment).
-		if found == nil || (ctrls[i].State == "live" && len(ctrls[i].Namespaces) > 0) {
+		if found == nil || (ctrls[i].State == fabric.StateLive && len(ctrls[i].Namespaces) > 0) {
 			found = &ctrls[i]
 		}
 	}
@@ -498,7 +498,7 @@ func (n *node) health(ctx context.Context, st *spec.State, id string) []*csi.Vol
 	switch {
 	case err != nil:
 		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: status.Convert(err).Message()}}
-	case c.State != "live":
+	case c.State != fabric.StateLive:
 		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE,
 			Reason: fmt.Sprintf("NVMe controller %s is %s", c.Name, c.State)}}
 	}

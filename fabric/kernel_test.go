@@ -146,7 +146,7 @@ func TestRealKernel(t *testing.T) {
 	// (ctrl_loss_tmo off) and comes back with the same device.
 	link := filepath.Join(portDir, "subsystems", nqn)
 	must(os.Remove(link))
-	waitState := func(want string) Controller {
+	waitState := func(want State) Controller {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {

@@ -352,7 +352,7 @@ func (l *Linux) findExisting(req ConnectRequest) (string, error) {
 		if c.HostNQN != "" && c.HostNQN != req.HostNQN {
 			continue
 		}
-		if strings.HasPrefix(c.State, "deleting") || c.State == "dead" {
+		if c.State.Deleting() || c.State == StateDead {
 			continue
 		}
 		return c.Name, nil

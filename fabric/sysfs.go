@@ -217,7 +217,7 @@ func (s scanner) controller(name string) (Controller, error) {
 		SubsysNQN: readAttr(dir, "subsysnqn"),
 		Transport: readAttr(dir, "transport"),
 		HostNQN:   readAttr(dir, "hostnqn"),
-		State:     readAttr(dir, "state"),
+		State:     State(readAttr(dir, "state")),
 		Timeouts: Timeouts{
 			CtrlLossTmo:    parseCtrlLossTmo(readAttr(dir, "ctrl_loss_tmo")),
 			ReconnectDelay: atoi(readAttr(dir, "reconnect_delay")),

@@ -6,6 +6,7 @@ package fabric
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,28 @@ type Timeouts struct {
 	KeepAliveTmo   int `json:"keepAliveTmo"`
 }
 
+// State is a controller's state as the kernel prints it in
+// /sys/class/nvme/nvmeN/state. A value outside the constants (a newer
+// kernel's) is kept as read, so it is shown rather than lost.
+type State string
+
+// The states of drivers/nvme/host/core.c (nvme_sysfs_show_state).
+const (
+	StateNew        State = "new"
+	StateLive       State = "live"
+	StateResetting  State = "resetting"
+	StateConnecting State = "connecting" // the kernel is reconnecting
+	StateDeleting   State = "deleting"
+	// StateDeletingNoIO: deleting, and past the point where I/O can
+	// still be sent.
+	StateDeletingNoIO State = "deleting (no IO)"
+	StateDead         State = "dead"
+)
+
+// Deleting reports whether the kernel is tearing the controller down
+// (either deleting state).
+func (s State) Deleting() bool { return strings.HasPrefix(string(s), string(StateDeleting)) }
+
 // Controller is one NVMe-oF controller as sysfs shows it.
 type Controller struct {
 	Name       string      `json:"name"` // "nvme3"
@@ -26,7 +49,7 @@ type Controller struct {
 	TrAddr     string      `json:"traddr"`
 	TrSvcID    string      `json:"trsvcid"`
 	HostNQN    string      `json:"hostnqn"`
-	State      string      `json:"state"` // live, connecting, resetting, deleting, dead, new
+	State      State       `json:"state"`
 	Timeouts   Timeouts    `json:"timeouts"`
 	Namespaces []Namespace `json:"namespaces"`
 }

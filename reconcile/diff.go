@@ -28,16 +28,6 @@ const (
 	RuleNoSize      = "no-size: a present volume needs a size"
 )
 
-// Controller states the kernel prints.
-const (
-	stateLive       = "live"
-	stateConnecting = "connecting"
-	stateResetting  = "resetting"
-	stateNew        = "new"
-	stateDeleting   = "deleting"
-	stateDead       = "dead"
-)
-
 // differ carries what Diff needs while it walks the volumes.
 type differ struct {
 	st      *spec.State
@@ -123,7 +113,7 @@ func (d *differ) ownControllers(own owner) {
 			// other NQNs are everyone else's business.
 			if why != ForeignTransport && why != ForeignPrefix {
 				d.p.Foreign = append(d.p.Foreign, ForeignController{Controller: c.Name, NQN: c.SubsysNQN,
-					Address: c.TrAddr, Port: c.TrSvcID, State: c.State, Why: why})
+					Address: c.TrAddr, Port: c.TrSvcID, State: string(c.State), Why: why})
 			}
 			continue
 		}
@@ -238,15 +228,15 @@ func inUse(c fabric.Controller) (bool, string) {
 
 // better says whether controller a is a better one to keep than b.
 func (d *differ) better(a, b fabric.Controller) bool {
-	if (a.State == stateLive) != (b.State == stateLive) {
-		return a.State == stateLive
+	if (a.State == fabric.StateLive) != (b.State == fabric.StateLive) {
+		return a.State == fabric.StateLive
 	}
 	am, bm := a.HostNQN == d.hostNQN, b.HostNQN == d.hostNQN
 	if am != bm {
 		return am
 	}
-	if a.State == stateDead || b.State == stateDead {
-		return b.State == stateDead && a.State != stateDead
+	if a.State == fabric.StateDead || b.State == fabric.StateDead {
+		return b.State == fabric.StateDead && a.State != fabric.StateDead
 	}
 	return a.Instance < b.Instance || (a.Instance == b.Instance && a.Name < b.Name)
 }
@@ -416,7 +406,7 @@ func (d *differ) keep(v *spec.Volume, ctrls []fabric.Controller) *fabric.Control
 	for i := range ctrls {
 		c := ctrls[i]
 		d.claimed[c.Name] = true
-		if c.State == stateDeleting {
+		if c.State == fabric.StateDeleting {
 			continue
 		}
 		if cur == nil || d.better(c, *cur) {
@@ -424,7 +414,7 @@ func (d *differ) keep(v *spec.Volume, ctrls []fabric.Controller) *fabric.Control
 		}
 	}
 	for _, c := range ctrls {
-		if cur == nil || c.State == stateDeleting || c.Name == cur.Name {
+		if cur == nil || c.State == fabric.StateDeleting || c.Name == cur.Name {
 			continue
 		}
 		d.detach(KindDisconnect, v.Name, c, fmt.Sprintf("duplicate controller for %s (keeping %s)", d.st.NQN(v.Name), cur.Name))
@@ -441,14 +431,14 @@ func (d *differ) unhealthy(v *spec.Volume, connect Action, cur fabric.Controller
 		wrong = append(wrong, fmt.Sprintf("hostnqn %s", cur.HostNQN))
 		d.drift(Drift{Volume: v.Name, Controller: cur.Name, Where: "host", Field: "hostnqn", Want: d.hostNQN, Got: cur.HostNQN})
 	}
-	if cur.State == stateDead {
+	if cur.State == fabric.StateDead {
 		wrong = append(wrong, "controller is dead")
 	}
 	if len(wrong) > 0 {
 		d.reconnect(connect, cur, "connected with wrong "+strings.Join(wrong, ", "))
 		return true
 	}
-	if cur.State == stateLive {
+	if cur.State == fabric.StateLive {
 		return false
 	}
 	// connecting, resetting, new: the kernel is retrying within
@@ -458,7 +448,7 @@ func (d *differ) unhealthy(v *spec.Volume, connect Action, cur fabric.Controller
 	if t := cur.Timeouts.CtrlLossTmo; t >= 0 {
 		loss = fmt.Sprintf("it gives up %d s after the connection was lost (ctrl_loss_tmo), then the next plan connects anew", t)
 	}
-	d.p.Reconnecting = append(d.p.Reconnecting, Reconnecting{Volume: v.Name, Controller: cur.Name, State: cur.State,
+	d.p.Reconnecting = append(d.p.Reconnecting, Reconnecting{Volume: v.Name, Controller: cur.Name, State: string(cur.State),
 		Reason: fmt.Sprintf("the kernel is reconnecting every %d s; %s", cur.Timeouts.ReconnectDelay, loss)})
 	return true
 }
@@ -747,7 +737,7 @@ func (d *differ) massDetach(detach int) string {
 	}
 	owned := 0
 	for _, c := range d.owned {
-		if c.State != stateDeleting {
+		if c.State != fabric.StateDeleting {
 			owned++
 		}
 	}

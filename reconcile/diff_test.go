@@ -46,7 +46,7 @@ func protect(name string) func(*spec.State) {
 	return func(st *spec.State) { st.Volume(name).Protect = true }
 }
 
-func withState(c fabric.Controller, s string) fabric.Controller { c.State = s; return c }
+func withState(c fabric.Controller, s fabric.State) fabric.Controller { c.State = s; return c }
 
 func diffCases() []diffCase {
 	tmoKato := fabric.Timeouts{CtrlLossTmo: -1, ReconnectDelay: 5, KeepAliveTmo: 15}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rds-reconcile/rds-reconcile/fabric"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
@@ -29,7 +30,7 @@ func Export(base *spec.State, obs *Observed, host string) *spec.State {
 			}
 			v := spec.Volume{Name: disk.Slot, Size: spec.Quantity{Bytes: disk.Size}}
 			for _, c := range obs.Controllers {
-				if ok, _ := own.classify(c); !ok || c.SubsysNQN != base.NQN(disk.Slot) || c.State == stateDeleting {
+				if ok, _ := own.classify(c); !ok || c.SubsysNQN != base.NQN(disk.Slot) || c.State == fabric.StateDeleting {
 					continue // another target's controller is not an attachment here
 				}
 				v.Attachments = []string{host}

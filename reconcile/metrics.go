@@ -87,7 +87,7 @@ func (m *Metrics) observe(drift, planned, blocked int, obs *Observed) {
 	if obs.Fabric {
 		m.controllers.Reset()
 		for _, c := range obs.Controllers {
-			m.controllers.WithLabelValues(c.State).Inc()
+			m.controllers.WithLabelValues(string(c.State)).Inc()
 		}
 	}
 }

@@ -148,13 +148,13 @@ func BuildStatusIn(st *spec.State, obs *Observed, host string, sc Scope) *Status
 				c := &obs.Controllers[j]
 				if owned, _ := own.classify(*c); owned && c.SubsysNQN == nqn {
 					claimed[c.Name] = true
-					if ctrl == nil || (ctrl.State != stateLive && c.State == stateLive) {
+					if ctrl == nil || (ctrl.State != fabric.StateLive && c.State == fabric.StateLive) {
 						ctrl = c
 					}
 				}
 			}
 			if ctrl != nil {
-				hs.Controller, hs.State = ctrl.Name, ctrl.State
+				hs.Controller, hs.State = ctrl.Name, string(ctrl.State)
 				if len(ctrl.Namespaces) > 0 {
 					hs.Device = ctrl.Namespaces[0].Device
 				}
@@ -176,7 +176,7 @@ func BuildStatusIn(st *spec.State, obs *Observed, host string, sc Scope) *Status
 			if owned, _ := own.classify(c); !owned || claimed[c.Name] {
 				continue
 			}
-			o := OrphanStatus{Controller: c.Name, NQN: c.SubsysNQN, State: c.State}
+			o := OrphanStatus{Controller: c.Name, NQN: c.SubsysNQN, State: string(c.State)}
 			if busy, by := inUse(c); busy {
 				o.InUse = by
 			}
@@ -203,10 +203,10 @@ func condition(state string, acts []Action, ctrl *fabric.Controller) (string, st
 	}
 	if ctrl != nil && state != spec.Absent {
 		switch ctrl.State {
-		case stateLive:
-		case stateConnecting, stateResetting:
+		case fabric.StateLive:
+		case fabric.StateConnecting, fabric.StateResetting:
 			return Degraded, fmt.Sprintf("controller %s is %s: the kernel is reconnecting", ctrl.Name, ctrl.State)
-		case stateDeleting:
+		case fabric.StateDeleting:
 			return Progressing, fmt.Sprintf("controller %s is being deleted", ctrl.Name)
 		default:
 			return Degraded, fmt.Sprintf("controller %s is %s", ctrl.Name, ctrl.State)

@@ -205,7 +205,7 @@ func (h *Host) evaluate(st *state, now time.Time) {
 			if c.DownSince == nil {
 				since := o.Since
 				c.DownSince = &since
-				c.State = "connecting"
+				c.State = fabric.StateConnecting
 			}
 			tmo := c.Timeouts.CtrlLossTmo
 			if tmo >= 0 && !now.Before(c.DownSince.Add(time.Duration(tmo)*time.Second)) {
@@ -214,7 +214,7 @@ func (h *Host) evaluate(st *state, now time.Time) {
 			}
 		} else if c.DownSince != nil {
 			c.DownSince = nil
-			c.State = "live"
+			c.State = fabric.StateLive
 		}
 		kept = append(kept, c)
 	}
@@ -263,7 +263,7 @@ func (h *Host) newController(st *state, nqn, addr string, port int, host string,
 	dev := fmt.Sprintf("nvme%dn1", inst)
 	return controller{Controller: fabric.Controller{
 		Name: fmt.Sprintf("nvme%d", inst), Instance: inst, SubsysNQN: nqn, Transport: "tcp",
-		TrAddr: addr, TrSvcID: strconv.Itoa(port), HostNQN: host, State: "live", Timeouts: t.Effective(),
+		TrAddr: addr, TrSvcID: strconv.Itoa(port), HostNQN: host, State: fabric.StateLive, Timeouts: t.Effective(),
 		Namespaces: []fabric.Namespace{{Name: dev, Device: "/dev/" + dev, Size: h.size(nqn), Major: 259, Minor: inst}},
 	}}
 }

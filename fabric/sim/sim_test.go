@@ -57,7 +57,7 @@ func names(t *testing.T, h *Host) string {
 	}
 	var s []string
 	for _, c := range list {
-		s = append(s, c.Name+":"+c.State)
+		s = append(s, c.Name+":"+string(c.State))
 	}
 	return strings.Join(s, " ")
 }
