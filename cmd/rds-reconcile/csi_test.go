@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rds-reconcile/rds-reconcile/csi"
+	"github.com/rds-reconcile/rds-reconcile/kube"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
@@ -168,9 +169,10 @@ type (
 		Kind       string  `yaml:"kind"`
 		Metadata   k8sMeta `yaml:"metadata"`
 		Rules      []struct {
-			APIGroups []string `yaml:"apiGroups"`
-			Resources []string `yaml:"resources"`
-			Verbs     []string `yaml:"verbs"`
+			APIGroups     []string `yaml:"apiGroups"`
+			Resources     []string `yaml:"resources"`
+			ResourceNames []string `yaml:"resourceNames"`
+			Verbs         []string `yaml:"verbs"`
 		} `yaml:"rules"`
 	}
 	k8sBinding struct {
@@ -254,7 +256,10 @@ type (
 		Spec       struct {
 			ServiceName string `yaml:"serviceName"`
 			Replicas    *int   `yaml:"replicas"`
-			Selector    struct {
+			Strategy    struct {
+				Type string `yaml:"type"`
+			} `yaml:"strategy"`
+			Selector struct {
 				MatchLabels map[string]string `yaml:"matchLabels"`
 			} `yaml:"selector"`
 			Template struct {
@@ -283,6 +288,7 @@ type manifests struct {
 	workloads []k8sWorkload
 	accounts  map[string]bool
 	roles     map[string]bool // kind/name
+	roleDefs  map[string]*k8sRole
 	bindings  []k8sBinding
 }
 
@@ -298,7 +304,7 @@ func loadManifests(t *testing.T) manifests {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
-	m := manifests{accounts: map[string]bool{}, roles: map[string]bool{}}
+	m := manifests{accounts: map[string]bool{}, roles: map[string]bool{}, roleDefs: map[string]*k8sRole{}}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -355,12 +361,14 @@ func loadManifests(t *testing.T) manifests {
 				m.configs = append(m.configs, k8sConfigMap{})
 				target = &m.configs[len(m.configs)-1]
 			case "ClusterRole", "Role":
-				target = &k8sRole{}
+				r := &k8sRole{}
+				target = r
 				m.roles[h.Kind+"/"+h.Metadata.Name] = true
+				m.roleDefs[h.Kind+"/"+h.Metadata.Name] = r
 			case "ClusterRoleBinding", "RoleBinding":
 				m.bindings = append(m.bindings, k8sBinding{})
 				target = &m.bindings[len(m.bindings)-1]
-			case "StatefulSet", "DaemonSet":
+			case "StatefulSet", "Deployment", "DaemonSet":
 				m.workloads = append(m.workloads, k8sWorkload{})
 				target = &m.workloads[len(m.workloads)-1]
 			default:
@@ -484,6 +492,7 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			switch flags["mode"] {
 			case "controller":
+				checkControllerLayer(t, m, w, flags["layer"])
 				if f := flags["file"]; mounts[filepath.Dir(f)] == "" {
 					t.Errorf("%s: --file %s is not on a mounted volume", where, f)
 				}
@@ -517,14 +526,76 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"StatefulSet/csi-provisioner", "StatefulSet/csi-attacher", "StatefulSet/csi-resizer",
-		"StatefulSet/livenessprobe", "DaemonSet/csi-node-driver-registrar", "DaemonSet/livenessprobe"} {
+	for _, want := range []string{"Deployment/csi-provisioner", "Deployment/csi-attacher", "Deployment/csi-resizer",
+		"Deployment/livenessprobe", "DaemonSet/csi-node-driver-registrar", "DaemonSet/livenessprobe"} {
 		if !sidecars[want] {
 			t.Errorf("missing sidecar %s", want)
 		}
 	}
 	if !modes["controller"] || !modes["node"] {
 		t.Errorf("modes served: %v; want controller and node", modes)
+	}
+}
+
+// checkControllerLayer: the controller keeps its layer in a ConfigMap of
+// its namespace that its service account may get and update (that one by
+// name) and create, and needs no storage of its own: a one-replica
+// Deployment replaced whole (Recreate), no claim templates, every sidecar
+// with leader election.
+func checkControllerLayer(t *testing.T, m manifests, w k8sWorkload, layer string) {
+	t.Helper()
+	where := w.Kind + "/" + w.Metadata.Name
+	if w.Kind != "Deployment" || w.Spec.Replicas == nil || *w.Spec.Replicas != 1 || w.Spec.Strategy.Type != "Recreate" {
+		t.Errorf("%s: want a Deployment with replicas: 1 and strategy Recreate", where)
+	}
+	if len(w.Spec.VolumeClaimTemplates) > 0 {
+		t.Errorf("%s: the controller must need no storage class (volumeClaimTemplates)", where)
+	}
+	for _, c := range w.Spec.Template.Spec.Containers {
+		if strings.Contains(c.Image, "/csi-") && !slices.Contains(c.Args, "--leader-election") {
+			t.Errorf("%s container %s: no --leader-election", where, c.Name)
+		}
+	}
+	ref, err := kube.ParseLayerRef(layer)
+	if err != nil {
+		t.Errorf("%s: --layer: %v", where, err)
+		return
+	}
+	if ref.Namespace != w.Metadata.Namespace {
+		t.Errorf("%s: --layer %s is not in the controller's namespace", where, ref)
+	}
+	granted := map[string]bool{}
+	for _, b := range m.bindings {
+		if b.Metadata.Namespace != ref.Namespace && b.Kind == "RoleBinding" {
+			continue
+		}
+		bound := slices.ContainsFunc(b.Subjects, func(s struct {
+			Kind      string `yaml:"kind"`
+			Name      string `yaml:"name"`
+			Namespace string `yaml:"namespace"`
+		}) bool {
+			return s.Kind == "ServiceAccount" && s.Name == w.Spec.Template.Spec.ServiceAccountName && s.Namespace == w.Metadata.Namespace
+		})
+		r := m.roleDefs[b.RoleRef.Kind+"/"+b.RoleRef.Name]
+		if !bound || r == nil {
+			continue
+		}
+		for _, rule := range r.Rules {
+			if !slices.Contains(rule.APIGroups, "") || !slices.Contains(rule.Resources, "configmaps") {
+				continue
+			}
+			if len(rule.ResourceNames) > 0 && !slices.Contains(rule.ResourceNames, ref.Name) {
+				continue
+			}
+			for _, v := range rule.Verbs {
+				granted[v] = true
+			}
+		}
+	}
+	for _, v := range []string{"get", "update", "create"} {
+		if !granted[v] {
+			t.Errorf("%s: the service account may not %s ConfigMap %s (rbac.yaml)", where, v, ref)
+		}
 	}
 }
 
@@ -546,7 +617,7 @@ func checkCSIArgs(t *testing.T, where string, args []string) map[string]string {
 		t.Errorf("%s: args %v: %v", where, rest, err)
 	}
 	out := map[string]string{}
-	for _, name := range []string{"mode", "endpoint", "state-dir", "file", "fabric", "node-id"} {
+	for _, name := range []string{"mode", "endpoint", "state-dir", "file", "fabric", "node-id", "layer"} {
 		if f := cmd.Flags().Lookup(name); f != nil {
 			out[name] = strings.Trim(f.Value.String(), "[]")
 		}
