@@ -134,7 +134,7 @@ func readVersions(t *testing.T) map[string]string {
 // lands in the pod's folders (a path outside every mount would be a path
 // of the test machine, not of the pod).
 func TestShippedControllerLayout(t *testing.T) {
-	d, err := Find(shipped(t), "StatefulSet", "rds-csi-controller")
+	d, err := Find(shipped(t), "Deployment", "rds-csi-controller")
 	if err != nil {
 		t.Fatal(err)
 	}
