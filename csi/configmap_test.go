@@ -118,8 +118,8 @@ func TestTwoControllersShareAConfigMapLayer(t *testing.T) {
 		w, c := l.Stats()
 		writes, conflicts = writes+w, conflicts+c
 	}
-	t.Logf("%d creates and %d publishes through 2 controllers: %d layer writes, %d conflicts retried (API server: %d 409 Conflict, %d AlreadyExists)",
-		n, n, writes, conflicts, api.Count("conflict"), api.Count("exists"))
+	t.Logf("%d creates and %d publishes through 2 controllers: %d layer writes, %d conflicts retried (API server: %d 409 Conflict, %d AlreadyExists, %d GETs)",
+		n, n, writes, conflicts, api.Count("conflict"), api.Count("exists"), api.Count("get"))
 	if writes < 2*n {
 		t.Errorf("%d layer writes, want at least %d", writes, 2*n)
 	}
