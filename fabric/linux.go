@@ -261,16 +261,22 @@ func (l *Linux) Connect(ctx context.Context, req ConnectRequest) (Controller, er
 		return Controller{}, markTransient(err)
 	}
 	if created {
-		want := req.Timeouts.Effective()
-		got := c.Timeouts
-		// kato reads 0 only on kernels without the attribute: not checked then.
-		if got.CtrlLossTmo != want.CtrlLossTmo || got.ReconnectDelay != want.ReconnectDelay ||
-			(got.KeepAliveTmo != 0 && got.KeepAliveTmo != want.KeepAliveTmo) {
-			return c, fmt.Errorf("%w: %s: ctrl_loss_tmo/reconnect_delay/kato %d/%d/%d, want %d/%d/%d", ErrTimeoutsMismatch, name,
-				got.CtrlLossTmo, got.ReconnectDelay, got.KeepAliveTmo, want.CtrlLossTmo, want.ReconnectDelay, want.KeepAliveTmo)
-		}
+		return c, tookTimeouts(c, req.Timeouts.Effective())
 	}
 	return c, nil
+}
+
+// tookTimeouts checks that a new controller took the timeouts asked for:
+// ErrTimeoutsMismatch when not. kato reads 0 only on kernels without the
+// attribute: not checked then.
+func tookTimeouts(c Controller, want Timeouts) error {
+	got := c.Timeouts
+	if got.CtrlLossTmo != want.CtrlLossTmo || got.ReconnectDelay != want.ReconnectDelay ||
+		(got.KeepAliveTmo != 0 && got.KeepAliveTmo != want.KeepAliveTmo) {
+		return fmt.Errorf("%w: %s: ctrl_loss_tmo/reconnect_delay/kato %d/%d/%d, want %d/%d/%d", ErrTimeoutsMismatch, c.Name,
+			got.CtrlLossTmo, got.ReconnectDelay, got.KeepAliveTmo, want.CtrlLossTmo, want.ReconnectDelay, want.KeepAliveTmo)
+	}
+	return nil
 }
 
 // connectDevice writes the option string to /dev/nvme-fabrics.

@@ -123,51 +123,22 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inve
 		return Inventory{}, &Error{Op: "list", Command: cmd, Output: capOutput(out), Err: markIf(transportRetryable(err), err)}
 	}
 	var inv Inventory
-	diskItems, err := pageItems("list disks", cmd, sections, markDisks, rc.json)
-	if err != nil {
+	var disks, exports int
+	if inv.Disks, disks, err = c.listDisks(cmd, sections, rc.json); err != nil {
 		return Inventory{}, err
 	}
-	for _, m := range diskItems {
-		d, err := DiskFromFields(m)
-		if err != nil {
-			return Inventory{}, &Error{Op: "list disks", Command: cmd, Err: err}
-		}
-		if c.managed(d) {
-			inv.Disks = append(inv.Disks, d)
-		}
-	}
-	fileItems, err := pageItems("list files", cmd, sections, markFiles, rc.json)
-	if err != nil {
+	if inv.Files, err = c.listFiles(cmd, sections, rc.json); err != nil {
 		return Inventory{}, err
 	}
-	for _, m := range fileItems {
-		f, err := FileFromFields(m)
-		if err != nil {
-			return Inventory{}, &Error{Op: "list files", Command: cmd, Err: err}
-		}
-		if _, err := c.v.leftoverFile(f.Name); err == nil {
-			inv.Files = append(inv.Files, f)
-		}
-	}
-	exportItems, err := pageItems("list exports", cmd, sections, markExports, rc.json)
-	if err != nil {
+	if inv.Exports, exports, err = c.listExports(cmd, sections, rc.json); err != nil {
 		return Inventory{}, err
-	}
-	for _, m := range exportItems {
-		d, err := DiskFromFields(m)
-		if err != nil {
-			return Inventory{}, &Error{Op: "list exports", Command: cmd, Err: err}
-		}
-		if !c.managed(d) && d.Export && d.NQN != "" {
-			inv.Exports = append(inv.Exports, d)
-		}
 	}
 	poolItems, err := parseSection("list pool", "", cmd, sections[markPool], rc.json)
 	if err != nil {
 		return Inventory{}, err
 	}
 	if rc.json {
-		c.bigList.Store(max(len(diskItems), len(exportItems)) > listPageThreshold)
+		c.bigList.Store(max(disks, exports) > listPageThreshold)
 	}
 	if len(poolItems) > 0 {
 		p, err := CapacityFromFields(poolItems[0])
@@ -177,6 +148,66 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inve
 		inv.Pool = &p
 	}
 	return inv, nil
+}
+
+// listDisks returns the managed disks of the disks section and how many
+// items it held (which decides paging next time).
+func (c *SSHClient) listDisks(cmd string, sections map[string]string, asJSON bool) ([]Disk, int, error) {
+	items, err := pageItems("list disks", cmd, sections, markDisks, asJSON)
+	if err != nil {
+		return nil, 0, err
+	}
+	var disks []Disk
+	for _, m := range items {
+		d, err := DiskFromFields(m)
+		if err != nil {
+			return nil, 0, &Error{Op: "list disks", Command: cmd, Err: err}
+		}
+		if c.managed(d) {
+			disks = append(disks, d)
+		}
+	}
+	return disks, len(items), nil
+}
+
+// listFiles returns the files section's files that could be a leftover
+// <BasePath>/<slot>.img.
+func (c *SSHClient) listFiles(cmd string, sections map[string]string, asJSON bool) ([]File, error) {
+	items, err := pageItems("list files", cmd, sections, markFiles, asJSON)
+	if err != nil {
+		return nil, err
+	}
+	var files []File
+	for _, m := range items {
+		f, err := FileFromFields(m)
+		if err != nil {
+			return nil, &Error{Op: "list files", Command: cmd, Err: err}
+		}
+		if _, err := c.v.leftoverFile(f.Name); err == nil {
+			files = append(files, f)
+		}
+	}
+	return files, nil
+}
+
+// listExports returns the exports section's disks that are not ours but are
+// exported with an NQN, and how many items the section held.
+func (c *SSHClient) listExports(cmd string, sections map[string]string, asJSON bool) ([]Disk, int, error) {
+	items, err := pageItems("list exports", cmd, sections, markExports, asJSON)
+	if err != nil {
+		return nil, 0, err
+	}
+	var exports []Disk
+	for _, m := range items {
+		d, err := DiskFromFields(m)
+		if err != nil {
+			return nil, 0, &Error{Op: "list exports", Command: cmd, Err: err}
+		}
+		if !c.managed(d) && d.Export && d.NQN != "" {
+			exports = append(exports, d)
+		}
+	}
+	return exports, len(items), nil
 }
 
 // managed reports whether d belongs to us: slot prefix when one is set,

@@ -38,6 +38,18 @@ var (
 	threeDigits = regexp.MustCompile(`^\d{3}(?: |$)`)
 )
 
+// detailWidth is the console width print detail wrapped at: its longest
+// item line. Headers are printed unwrapped; only item lines show the width.
+func detailWidth(lines []string) int {
+	width := 0
+	for _, l := range lines {
+		if t := strings.TrimSpace(l); !strings.HasPrefix(t, "Flags:") && !strings.HasPrefix(t, "Columns:") {
+			width = max(width, utf8.RuneCountInString(l))
+		}
+	}
+	return width
+}
+
 // ParseDetail parses `print detail` output: one map per item, in order. It
 // accepts a "Flags:" (and "Columns:") header, row numbers, flag letters,
 // ";;;" comment lines, items wrapped over several lines at any console width
@@ -49,13 +61,7 @@ func ParseDetail(out string) ([]map[string]string, error) {
 		return nil, fmt.Errorf("%w: output too large (%d bytes)", ErrRejected, len(out))
 	}
 	lines := splitLines(out)
-	width := 0
-	for _, l := range lines {
-		// Headers are printed unwrapped; only item lines show the width.
-		if t := strings.TrimSpace(l); !strings.HasPrefix(t, "Flags:") && !strings.HasPrefix(t, "Columns:") {
-			width = max(width, utf8.RuneCountInString(l))
-		}
-	}
+	width := detailWidth(lines)
 	var (
 		items  []map[string]string
 		cur    *item

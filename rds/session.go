@@ -82,18 +82,24 @@ func (c *SSHClient) run(ctx context.Context, op, slot, cmd string, mutating bool
 		c.log.Debug("rds command failed on transport; retrying on a fresh connection", "op", op, "err", err)
 	}
 	if err != nil {
-		ambiguous := mutating && sent
-		switch {
-		case ctx.Err() != nil:
-			return "", c.ctxError(op, slot, cmd, ctx.Err(), ambiguous)
-		case cctx.Err() != nil:
-			return "", c.timeoutError(op, slot, cmd, err, sent, refused, ambiguous)
-		}
-		e := c.transportError(op, slot, cmd, err)
-		e.Ambiguous = ambiguous
-		return "", e
+		return "", c.runError(ctx, cctx, op, slot, cmd, err, mutating && sent, sent, refused)
 	}
 	return out, nil
+}
+
+// runError is the *Error a failed run returns: the caller's context ended,
+// the command timeout ran out, or the transport failed. ambiguous is a
+// write that was sent.
+func (c *SSHClient) runError(ctx, cctx context.Context, op, slot, cmd string, err error, ambiguous, sent bool, refused int) *Error {
+	switch {
+	case ctx.Err() != nil:
+		return c.ctxError(op, slot, cmd, ctx.Err(), ambiguous)
+	case cctx.Err() != nil:
+		return c.timeoutError(op, slot, cmd, err, sent, refused, ambiguous)
+	}
+	e := c.transportError(op, slot, cmd, err)
+	e.Ambiguous = ambiguous
+	return e
 }
 
 // A refused session is asked for again after refusalBackoff, doubling each
@@ -198,29 +204,34 @@ func (c *SSHClient) runOnce(ctx context.Context, cmd string) (string, error) {
 		_ = sess.Close()
 		return "", ctx.Err()
 	}
-	// A connection that ends mid-command ends Wait too (EOF or no exit
-	// status), so there is no separate case for it: output that arrived
-	// complete just before a close is not thrown away.
 	c.log.Debug("rds command", "cmd", cmd, "took", time.Since(start), "err", err)
-	if err != nil {
-		var exit *ssh.ExitError
-		if errors.As(err, &exit) {
-			// RouterOS exit status is unreliable; the text decides.
-			return out.String(), nil
-		}
-		var missing *ssh.ExitMissingError
-		if errors.As(err, &missing) && !c.connLost(cs) {
-			// The channel closed without an exit status but the
-			// connection lives: a server quirk, the output is whole.
-			return out.String(), nil
-		}
-		c.drop(cs)
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("%w: %w", ErrConnection, err)
-		}
-		return "", err
+	return c.waited(cs, &out, err)
+}
+
+// waited judges how a command's session ended. A connection that ends
+// mid-command ends Wait too (EOF or no exit status), so there is no
+// separate case for it: output that arrived complete just before a close
+// is not thrown away.
+func (c *SSHClient) waited(cs *connState, out *lockedBuffer, err error) (string, error) {
+	if err == nil {
+		return out.String(), nil
 	}
-	return out.String(), nil
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) {
+		// RouterOS exit status is unreliable; the text decides.
+		return out.String(), nil
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) && !c.connLost(cs) {
+		// The channel closed without an exit status but the
+		// connection lives: a server quirk, the output is whole.
+		return out.String(), nil
+	}
+	c.drop(cs)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%w: %w", ErrConnection, err)
+	}
+	return "", err
 }
 
 // newSession opens a session, giving up after Timeout or when ctx ends: a
