@@ -120,6 +120,39 @@ func Find(docs []Doc, kind, name string) (Doc, error) {
 	}
 }
 
+// WorkloadKinds are the kinds FindWorkload looks at.
+var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet"}
+
+// FindWorkload returns the one Deployment, StatefulSet or DaemonSet of that
+// name, whichever kind the manifests make it: the harness follows the
+// manifest when its kind changes.
+func FindWorkload(docs []Doc, name string) (Workload, error) {
+	var found []Doc
+	for _, d := range docs {
+		if slices.Contains(workloadKinds, d.Kind) && d.Metadata.Name == name {
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 {
+		return Workload{}, fmt.Errorf("want one workload (%s) named %q in the manifests, found %d", strings.Join(workloadKinds, ", "), name, len(found))
+	}
+	var w Workload
+	if err := found[0].Decode(&w); err != nil {
+		return Workload{}, err
+	}
+	return w, nil
+}
+
+// PodName is the name a pod of the workload gets: <name>-0 for a
+// StatefulSet, <name>-k8s-e2e (standing for the ReplicaSet's hash and
+// suffix) otherwise.
+func (w Workload) PodName() string {
+	if w.Kind == "StatefulSet" {
+		return w.Metadata.Name + "-0"
+	}
+	return w.Metadata.Name + "-k8s-e2e"
+}
+
 // Workload is a StatefulSet, Deployment or DaemonSet, reduced to its pod.
 type Workload struct {
 	Kind     string `yaml:"kind"`

@@ -134,17 +134,13 @@ func readVersions(t *testing.T) map[string]string {
 // lands in the pod's folders (a path outside every mount would be a path
 // of the test machine, not of the pod).
 func TestShippedControllerLayout(t *testing.T) {
-	d, err := Find(shipped(t), "Deployment", "rds-csi-controller")
+	w, err := FindWorkload(shipped(t), "rds-csi-controller")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var w Workload
-	if err := d.Decode(&w); err != nil {
 		t.Fatal(err)
 	}
 	root := "/tmp/k8s-e2e-root"
 	next := 40000
-	pod, err := Layout(w, root, PodEnv{PodName: "rds-csi-controller-0", NodeName: "n"}, func(int) (int, error) { next++; return next, nil })
+	pod, err := Layout(w, root, PodEnv{PodName: w.PodName(), NodeName: "n"}, func(int) (int, error) { next++; return next, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
