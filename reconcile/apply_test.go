@@ -275,7 +275,7 @@ func TestStatusConditions(t *testing.T) {
 		Controllers: []fabric.Controller{mounted(ctrl("nvme0", "t-a", defTimeouts)), ctrl("nvme2", "t-c", defTimeouts),
 			withState(ctrl("nvme3", "t-d", defTimeouts), "connecting"), ctrl("nvme9", "t-zz", defTimeouts)}}
 	s := BuildStatus(st, obs, "node-a")
-	want := map[string]string{"t-a": Ready, "t-b": Progressing, "t-c": Blocked, "t-d": Degraded}
+	want := map[string]Condition{"t-a": ConditionReady, "t-b": ConditionProgressing, "t-c": ConditionBlocked, "t-d": ConditionDegraded}
 	for _, v := range s.Volumes {
 		if v.Condition != want[v.Name] {
 			t.Errorf("%s: %s (%s), want %s", v.Name, v.Condition, v.Reason, want[v.Name])

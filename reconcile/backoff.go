@@ -79,10 +79,10 @@ func (b *backoffs) Mark(s *Status) {
 	for i := range s.Volumes {
 		v := &s.Volumes[i]
 		vb := b.m[v.Name]
-		if vb == nil || vb.lastErr == "" || v.Condition != Progressing {
+		if vb == nil || vb.lastErr == "" || v.Condition != ConditionProgressing {
 			continue
 		}
-		v.Condition = Degraded
+		v.Condition = ConditionDegraded
 		v.Reason = fmt.Sprintf("%s (%d failed passes; next try at %s)", vb.lastErr, vb.failures, vb.until.Format(time.RFC3339))
 	}
 }

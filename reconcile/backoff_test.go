@@ -62,21 +62,21 @@ func TestBackoffsMark(t *testing.T) {
 	b.When("a", "create failed: no space", pol, t0)
 	b.When("c", "grow failed", pol, t0)
 	s := &Status{Volumes: []VolumeStatus{
-		{Name: "a", Condition: Progressing, Reason: "disk does not exist"},
-		{Name: "b", Condition: Progressing, Reason: "not connected"},
-		{Name: "c", Condition: Ready},
+		{Name: "a", Condition: ConditionProgressing, Reason: "disk does not exist"},
+		{Name: "b", Condition: ConditionProgressing, Reason: "not connected"},
+		{Name: "c", Condition: ConditionReady},
 	}}
 	b.Mark(s)
 	want := []struct {
-		cond   string
+		cond   Condition
 		reason string
 	}{
-		{Degraded, "create failed: no space (1 failed passes; next try at 2026-01-01T00:00:01Z)"},
-		{Progressing, "not connected"}, // not backing off
-		{Ready, ""},                    // the live state no longer needs anything
+		{ConditionDegraded, "create failed: no space (1 failed passes; next try at 2026-01-01T00:00:01Z)"},
+		{ConditionProgressing, "not connected"}, // not backing off
+		{ConditionReady, ""},                    // the live state no longer needs anything
 	}
 	for i, w := range want {
-		if v := s.Volumes[i]; string(v.Condition) != w.cond || v.Reason != w.reason {
+		if v := s.Volumes[i]; v.Condition != w.cond || v.Reason != w.reason {
 			t.Errorf("%s: %s %q, want %s %q", v.Name, v.Condition, v.Reason, w.cond, w.reason)
 		}
 	}

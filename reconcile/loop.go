@@ -425,10 +425,10 @@ func markPending(s *Status, p *Plan, pending []Action) {
 	for i := range s.Volumes {
 		v := &s.Volumes[i]
 		// Ready: the live state no longer needs the action.
-		if len(why[v.Name]) == 0 || blocked[v.Name] || v.Condition == Ready {
+		if len(why[v.Name]) == 0 || blocked[v.Name] || v.Condition == ConditionReady {
 			continue
 		}
-		v.Condition = Progressing
+		v.Condition = ConditionProgressing
 		v.Reason = strings.Join(why[v.Name], "; ")
 	}
 }

@@ -102,13 +102,13 @@ func TestRunLoop(t *testing.T) {
 		t.Errorf("first pass: orphan disconnect not pending: %+v", p1.Pending)
 	}
 	// t-a converged despite t-b failing.
-	if p1.Status == nil || p1.Status.Volumes[0].Condition != Ready {
+	if p1.Status == nil || p1.Status.Volumes[0].Condition != ConditionReady {
 		t.Errorf("t-a after first pass: %+v", p1.Status)
 	}
 	// t-b is waiting out its backoff: Degraded with the failure, not Progressing.
 	if p1.Status != nil {
 		b := p1.Status.Volumes[1]
-		if b.Name != "t-b" || b.Condition != Degraded || !strings.Contains(b.Reason, "create failed") ||
+		if b.Name != "t-b" || b.Condition != ConditionDegraded || !strings.Contains(b.Reason, "create failed") ||
 			!strings.Contains(b.Reason, "next try at") {
 			t.Errorf("t-b after first pass: %s %q, want Degraded with the create failure", b.Condition, b.Reason)
 		}
@@ -390,7 +390,7 @@ func TestRunLoopDestructiveOnePassOnly(t *testing.T) {
 		t.Fatal("first pass: no status")
 	}
 	for _, v := range p1.Status.Volumes {
-		if v.Name == "t-c" && (v.Condition != Progressing || !strings.Contains(v.Reason, "disconnect waits for confirmation by the next pass")) {
+		if v.Name == "t-c" && (v.Condition != ConditionProgressing || !strings.Contains(v.Reason, "disconnect waits for confirmation by the next pass")) {
 			t.Errorf("t-c in status: %s %q", v.Condition, v.Reason)
 		}
 	}
@@ -439,7 +439,7 @@ func TestRunLoopDestructiveTwoPasses(t *testing.T) {
 	if ops := destructiveOps(fr, ff); !slices.Equal(ops, []string{"rds delete", "host disconnect"}) {
 		t.Errorf("fakes saw %v", ops)
 	}
-	if p2.Status == nil || p2.Status.Volumes[2].Name != "t-c" || p2.Status.Volumes[2].Condition != Ready {
+	if p2.Status == nil || p2.Status.Volumes[2].Name != "t-c" || p2.Status.Volumes[2].Condition != ConditionReady {
 		t.Errorf("t-c after the second pass: %+v", p2.Status)
 	}
 	// Converged: back to the interval.

@@ -77,12 +77,12 @@ func TestStatusFollowsTheScope(t *testing.T) {
 `)
 	obs := &Observed{Fabric: true, RDS: &rds.Inventory{Disks: []rds.Disk{disk("t-a", gi)}},
 		Controllers: []fabric.Controller{ctrl("nvme0", "t-a", defTimeouts)}}
-	if got := BuildStatus(st, obs, "node-a").Volumes[0].Condition; got != Blocked {
+	if got := BuildStatus(st, obs, "node-a").Volumes[0].Condition; got != ConditionBlocked {
 		t.Errorf("default scope: condition %s, want Blocked (mass-detach)", got)
 	}
 	sc := Full(false)
 	sc.AllowMassDetach = true
-	if got := BuildStatusIn(st, obs, "node-a", sc).Volumes[0].Condition; got != Progressing {
+	if got := BuildStatusIn(st, obs, "node-a", sc).Volumes[0].Condition; got != ConditionProgressing {
 		t.Errorf("with AllowMassDetach: condition %s, want Progressing", got)
 	}
 }

@@ -8,15 +8,21 @@ import (
 	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/fabric"
+	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
+// Condition is a volume's health in status. Its values are named
+// Condition* so that ConditionBlocked (a volume a safety rule stops) reads
+// apart from KindBlocked (the action it stops).
+type Condition string
+
 // Conditions of a volume.
 const (
-	Ready       = "Ready"
-	Progressing = "Progressing"
-	Degraded    = "Degraded"
-	Blocked     = "Blocked"
+	ConditionReady       Condition = "Ready"       // as declared
+	ConditionProgressing Condition = "Progressing" // apply has work to do
+	ConditionDegraded    Condition = "Degraded"    // the kernel is reconnecting, or the volume's actions keep failing
+	ConditionBlocked     Condition = "Blocked"     // a safety rule stops an action
 )
 
 // Status is the per-volume health of a state on this host.
@@ -45,8 +51,8 @@ type VolumeStatus struct {
 	Host  *HostState `json:"host,omitempty"`
 	Drift []string   `json:"drift,omitempty"`
 	// Condition is Ready, Progressing, Degraded or Blocked; Reason says why.
-	Condition string `json:"condition"`
-	Reason    string `json:"reason,omitempty"`
+	Condition Condition `json:"condition"`
+	Reason    string    `json:"reason,omitempty"`
 }
 
 // RDSStatus is the volume's disk on the RDS.
@@ -108,6 +114,10 @@ func BuildStatus(st *spec.State, obs *Observed, host string) *Status {
 func BuildStatusIn(st *spec.State, obs *Observed, host string, sc Scope) *Status {
 	p := Diff(st, obs, host, sc)
 	s := &Status{FormatVersion: "1", Host: host, Volumes: []VolumeStatus{}, Orphans: []OrphanStatus{}, Drift: p.Drift, Plan: p.Summary()}
+	s.Foreign = p.Foreign
+	if s.Foreign == nil {
+		s.Foreign = []ForeignController{}
+	}
 	byVol := map[string][]Action{}
 	for _, a := range p.Actions {
 		byVol[a.Volume] = append(byVol[a.Volume], a)
@@ -116,12 +126,8 @@ func BuildStatusIn(st *spec.State, obs *Observed, host string, sc Scope) *Status
 	for _, d := range p.Drift {
 		driftBy[d.Volume] = append(driftBy[d.Volume], fmt.Sprintf("%s %s: want %s, got %s", d.Where, d.Field, d.Want, d.Got))
 	}
-	claimed := map[string]bool{}
 	own := ownerOf(st, obs)
-	s.Foreign = p.Foreign
-	if s.Foreign == nil {
-		s.Foreign = []ForeignController{}
-	}
+	claimed := map[string]bool{}
 	vols := slices.Clone(st.Volumes)
 	slices.SortFunc(vols, func(a, b spec.Volume) int { return strings.Compare(a.Name, b.Name) })
 	for i := range vols {
@@ -132,66 +138,92 @@ func BuildStatusIn(st *spec.State, obs *Observed, host string, sc Scope) *Status
 		}
 		vs := VolumeStatus{Name: v.Name, State: state, Drift: driftBy[v.Name]}
 		if obs.RDS != nil {
-			rs := &RDSStatus{Desired: v.Size.Bytes}
-			for _, d := range obs.RDS.Disks {
-				if d.Slot == v.Name {
-					rs.Present, rs.Exported, rs.Size = true, d.Export, d.Size
-				}
-			}
-			vs.RDS = rs
+			vs.RDS = rdsStatus(v, obs.RDS.Disks)
 		}
 		var ctrl *fabric.Controller
 		if obs.Fabric {
-			nqn := st.NQN(v.Name)
-			hs := &HostState{Attached: slices.Contains(v.Attachments, host)}
-			for j := range obs.Controllers {
-				c := &obs.Controllers[j]
-				if owned, _ := own.classify(*c); owned && c.SubsysNQN == nqn {
-					claimed[c.Name] = true
-					if ctrl == nil || (ctrl.State != fabric.StateLive && c.State == fabric.StateLive) {
-						ctrl = c
-					}
-				}
-			}
-			if ctrl != nil {
-				hs.Controller, hs.State = ctrl.Name, string(ctrl.State)
-				if len(ctrl.Namespaces) > 0 {
-					hs.Device = ctrl.Namespaces[0].Device
-				}
-				if busy, by := inUse(*ctrl); busy {
-					hs.InUse, hs.InUseBy = true, by
-					hs.Mounted = strings.Contains(by, " mounted on ")
-					if hs.Mounted {
-						hs.MountedBy = by
-					}
-				}
-			}
-			vs.Host = hs
+			ctrl = volumeController(obs.Controllers, own, st.NQN(v.Name), claimed)
+			vs.Host = hostState(slices.Contains(v.Attachments, host), ctrl)
 		}
 		vs.Condition, vs.Reason = condition(state, byVol[v.Name], ctrl)
 		s.Volumes = append(s.Volumes, vs)
 	}
 	if obs.Fabric {
-		for _, c := range obs.Controllers {
-			if owned, _ := own.classify(c); !owned || claimed[c.Name] {
-				continue
-			}
-			o := OrphanStatus{Controller: c.Name, NQN: c.SubsysNQN, State: string(c.State)}
-			if busy, by := inUse(c); busy {
-				o.InUse = by
-			}
-			s.Orphans = append(s.Orphans, o)
-		}
+		s.Orphans = append(s.Orphans, orphanStatus(obs.Controllers, own, claimed)...)
 	}
 	return s
 }
 
+// rdsStatus is a volume's disk as the RDS shows it.
+func rdsStatus(v *spec.Volume, disks []rds.Disk) *RDSStatus {
+	rs := &RDSStatus{Desired: v.Size.Bytes}
+	for _, d := range disks {
+		if d.Slot == v.Name {
+			rs.Present, rs.Exported, rs.Size = true, d.Export, d.Size
+		}
+	}
+	return rs
+}
+
+// volumeController claims this state's controllers of nqn and returns the
+// one status reports: the first live one, else the first (nil: none).
+func volumeController(ctrls []fabric.Controller, own owner, nqn string, claimed map[string]bool) *fabric.Controller {
+	var ctrl *fabric.Controller
+	for j := range ctrls {
+		c := &ctrls[j]
+		if owned, _ := own.classify(*c); owned && c.SubsysNQN == nqn {
+			claimed[c.Name] = true
+			if ctrl == nil || (ctrl.State != fabric.StateLive && c.State == fabric.StateLive) {
+				ctrl = c
+			}
+		}
+	}
+	return ctrl
+}
+
+// hostState is a volume on this host: declared attached or not, and its
+// controller, device and use when it has one.
+func hostState(attached bool, ctrl *fabric.Controller) *HostState {
+	hs := &HostState{Attached: attached}
+	if ctrl == nil {
+		return hs
+	}
+	hs.Controller, hs.State = ctrl.Name, string(ctrl.State)
+	if len(ctrl.Namespaces) > 0 {
+		hs.Device = ctrl.Namespaces[0].Device
+	}
+	if busy, by := inUse(*ctrl); busy {
+		hs.InUse, hs.InUseBy = true, by
+		hs.Mounted = strings.Contains(by, " mounted on ")
+		if hs.Mounted {
+			hs.MountedBy = by
+		}
+	}
+	return hs
+}
+
+// orphanStatus lists this state's controllers no volume claimed.
+func orphanStatus(ctrls []fabric.Controller, own owner, claimed map[string]bool) []OrphanStatus {
+	var orphans []OrphanStatus
+	for _, c := range ctrls {
+		if owned, _ := own.classify(c); !owned || claimed[c.Name] {
+			continue
+		}
+		o := OrphanStatus{Controller: c.Name, NQN: c.SubsysNQN, State: string(c.State)}
+		if busy, by := inUse(c); busy {
+			o.InUse = by
+		}
+		orphans = append(orphans, o)
+	}
+	return orphans
+}
+
 // condition derives a volume's condition from what the plan would do and
 // the controller's kernel state.
-func condition(state string, acts []Action, ctrl *fabric.Controller) (string, string) {
+func condition(state string, acts []Action, ctrl *fabric.Controller) (Condition, string) {
 	for _, a := range acts {
 		if a.Kind == KindBlocked {
-			return Blocked, fmt.Sprintf("%s blocked (%s): %s", a.Wanted, a.Blocked, a.Reason)
+			return ConditionBlocked, fmt.Sprintf("%s blocked (%s): %s", a.Wanted, a.Blocked, a.Reason)
 		}
 	}
 	if len(acts) > 0 {
@@ -199,21 +231,21 @@ func condition(state string, acts []Action, ctrl *fabric.Controller) (string, st
 		for _, a := range acts {
 			what = append(what, string(a.Kind)+": "+a.Reason)
 		}
-		return Progressing, strings.Join(what, "; ")
+		return ConditionProgressing, strings.Join(what, "; ")
 	}
 	if ctrl != nil && state != spec.Absent {
 		switch ctrl.State {
 		case fabric.StateLive:
 		case fabric.StateConnecting, fabric.StateResetting:
-			return Degraded, fmt.Sprintf("controller %s is %s: the kernel is reconnecting", ctrl.Name, ctrl.State)
+			return ConditionDegraded, fmt.Sprintf("controller %s is %s: the kernel is reconnecting", ctrl.Name, ctrl.State)
 		case fabric.StateDeleting:
-			return Progressing, fmt.Sprintf("controller %s is being deleted", ctrl.Name)
+			return ConditionProgressing, fmt.Sprintf("controller %s is being deleted", ctrl.Name)
 		default:
-			return Degraded, fmt.Sprintf("controller %s is %s", ctrl.Name, ctrl.State)
+			return ConditionDegraded, fmt.Sprintf("controller %s is %s", ctrl.Name, ctrl.State)
 		}
 	}
 	if state == spec.Absent {
-		return Ready, "absent"
+		return ConditionReady, "absent"
 	}
-	return Ready, ""
+	return ConditionReady, ""
 }

@@ -157,7 +157,7 @@ func TestPlanApplyStatusExport(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 	for _, v := range st.Volumes {
-		if v.Condition != reconcile.Ready || !v.RDS.Exported || v.Host.Controller == "" {
+		if v.Condition != reconcile.ConditionReady || !v.RDS.Exported || v.Host.Controller == "" {
 			t.Errorf("status %s: %+v", v.Name, v)
 		}
 	}
