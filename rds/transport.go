@@ -19,24 +19,30 @@ import (
 // the host key policy. Secrets stay inside the auth callbacks; nothing here
 // formats them into errors.
 func sshConfig(cfg Config) (*ssh.ClientConfig, error) {
+	auths, err := authMethods(cfg)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := hostKeyPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &ssh.ClientConfig{
+		User:            cfg.User,
+		Auth:            auths,
+		Timeout:         cfg.Timeout,
+		HostKeyCallback: hostKey,
+	}, nil
+}
+
+// authMethods offers the private key, then the password (as password and
+// keyboard-interactive).
+func authMethods(cfg Config) ([]ssh.AuthMethod, error) {
 	var auths []ssh.AuthMethod
 	if len(cfg.PrivateKey) > 0 {
-		var signer ssh.Signer
-		var err error
-		if len(cfg.Passphrase) > 0 {
-			signer, err = ssh.ParsePrivateKeyWithPassphrase(cfg.PrivateKey, cfg.Passphrase)
-		} else {
-			signer, err = ssh.ParsePrivateKey(cfg.PrivateKey)
-		}
-		var missing *ssh.PassphraseMissingError
-		switch {
-		case errors.As(err, &missing):
-			return nil, fmt.Errorf("%w: rds: private key is encrypted and no passphrase was given", ErrInvalid)
-		case err != nil && strings.Contains(err.Error(), "password incorrect"):
-			return nil, fmt.Errorf("%w: rds: private key passphrase is wrong", ErrInvalid)
-		case err != nil:
-			// Parse errors name the key type at most, never its bytes.
-			return nil, fmt.Errorf("%w: rds: private key: %v", ErrInvalid, err)
+		signer, err := keySigner(cfg)
+		if err != nil {
+			return nil, err
 		}
 		auths = append(auths, ssh.PublicKeys(signer))
 	}
@@ -55,28 +61,50 @@ func sshConfig(cfg Config) (*ssh.ClientConfig, error) {
 	if len(auths) == 0 {
 		return nil, fmt.Errorf("%w: rds: a private key or a password is required", ErrInvalid)
 	}
-	sc := &ssh.ClientConfig{
-		User:    cfg.User,
-		Auth:    auths,
-		Timeout: cfg.Timeout,
+	return auths, nil
+}
+
+// keySigner parses the private key, decrypting it with the passphrase when
+// one is given.
+func keySigner(cfg Config) (ssh.Signer, error) {
+	var signer ssh.Signer
+	var err error
+	if len(cfg.Passphrase) > 0 {
+		signer, err = ssh.ParsePrivateKeyWithPassphrase(cfg.PrivateKey, cfg.Passphrase)
+	} else {
+		signer, err = ssh.ParsePrivateKey(cfg.PrivateKey)
 	}
+	var missing *ssh.PassphraseMissingError
+	switch {
+	case errors.As(err, &missing):
+		return nil, fmt.Errorf("%w: rds: private key is encrypted and no passphrase was given", ErrInvalid)
+	case err != nil && strings.Contains(err.Error(), "password incorrect"):
+		return nil, fmt.Errorf("%w: rds: private key passphrase is wrong", ErrInvalid)
+	case err != nil:
+		// Parse errors name the key type at most, never its bytes.
+		return nil, fmt.Errorf("%w: rds: private key: %v", ErrInvalid, err)
+	}
+	return signer, nil
+}
+
+// hostKeyPolicy checks host keys against KnownHostsFile, or, only when
+// InsecureIgnoreHostKey says so, logs each unverified key instead.
+func hostKeyPolicy(cfg Config) (ssh.HostKeyCallback, error) {
 	switch {
 	case cfg.KnownHostsFile != "":
 		if _, err := os.Stat(cfg.KnownHostsFile); err != nil {
 			return nil, fmt.Errorf("%w: rds: known_hosts file: %v", ErrInvalid, err)
 		}
-		sc.HostKeyCallback = knownHostsCallback(cfg.KnownHostsFile)
+		return knownHostsCallback(cfg.KnownHostsFile), nil
 	case cfg.InsecureIgnoreHostKey:
 		log := cfg.Logger
-		sc.HostKeyCallback = func(hostname string, _ net.Addr, key ssh.PublicKey) error {
+		return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
 			log.Warn("rds host key NOT verified (insecureIgnoreHostKey); anyone on the path can impersonate the RDS",
 				"host", hostname, "fingerprint", ssh.FingerprintSHA256(key))
 			return nil
-		}
-	default:
-		return nil, fmt.Errorf("%w: rds: knownHostsFile is required (or insecureIgnoreHostKey: true, not recommended)", ErrInvalid)
+		}, nil
 	}
-	return sc, nil
+	return nil, fmt.Errorf("%w: rds: knownHostsFile is required (or insecureIgnoreHostKey: true, not recommended)", ErrInvalid)
 }
 
 // knownHostsCallback re-reads the file on every handshake, so an operator's
