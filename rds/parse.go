@@ -61,71 +61,82 @@ func ParseDetail(out string) ([]map[string]string, error) {
 		return nil, fmt.Errorf("%w: output too large (%d bytes)", ErrRejected, len(out))
 	}
 	lines := splitLines(out)
-	width := detailWidth(lines)
-	var (
-		items  []map[string]string
-		cur    *item
-		header = true
-	)
-	flush := func() error {
-		if cur == nil {
-			return nil
-		}
-		m, err := cur.finish()
-		if err != nil {
-			return err
-		}
-		items = append(items, m)
-		cur = nil
-		return nil
-	}
+	p := detailParser{width: detailWidth(lines), header: true}
 	for i, line := range lines {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" {
-			// A blank line ends an item; RouterOS separates detail items
-			// with one.
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			continue
+		if err := p.line(i, line); err != nil {
+			return nil, err
 		}
-		if header && (strings.HasPrefix(trimmed, "Flags:") || strings.HasPrefix(trimmed, "Columns:")) {
-			continue
-		}
-		if m := rowStart(line); m != nil && (cur == nil || cur.isNewRow(line)) {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			header = false
-			cur = &item{row: m[1], width: width, col: -1}
-			if err := cur.first(line, len(m[0])); err != nil {
-				return nil, fmt.Errorf("%w: line %d: %v", ErrRejected, i+1, err)
-			}
-			continue
-		}
-		if cur == nil {
-			if header && !startsWithKey(trimmed) {
-				// Continuation of a wrapped Flags header.
-				continue
-			}
-			// Items without a row number (e.g. a single-item print).
-			header = false
-			cur = &item{width: width, col: -1}
-			if err := cur.first(line, 0); err != nil {
-				return nil, fmt.Errorf("%w: line %d: %v", ErrRejected, i+1, err)
-			}
-			continue
-		}
-		if cur.col < 0 {
-			cur.col = indent(line)
-		}
-		// Joined at finish, when the lines after each are known.
-		cur.pending = append(cur.pending, line)
 	}
-	if err := flush(); err != nil {
+	if err := p.flush(); err != nil {
 		return nil, err
 	}
-	return items, nil
+	return p.items, nil
+}
+
+// detailParser collects print detail items line by line.
+type detailParser struct {
+	items  []map[string]string
+	cur    *item
+	width  int
+	header bool // still in the Flags:/Columns: header
+}
+
+// line takes line number i (from 0).
+func (p *detailParser) line(i int, line string) error {
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" {
+		// A blank line ends an item; RouterOS separates detail items
+		// with one.
+		return p.flush()
+	}
+	if p.header && (strings.HasPrefix(trimmed, "Flags:") || strings.HasPrefix(trimmed, "Columns:")) {
+		return nil
+	}
+	if m := rowStart(line); m != nil && (p.cur == nil || p.cur.isNewRow(line)) {
+		if err := p.flush(); err != nil {
+			return err
+		}
+		return p.start(i, line, m[1], len(m[0]))
+	}
+	if p.cur == nil {
+		if p.header && !startsWithKey(trimmed) {
+			// Continuation of a wrapped Flags header.
+			return nil
+		}
+		// Items without a row number (e.g. a single-item print).
+		return p.start(i, line, "", 0)
+	}
+	if p.cur.col < 0 {
+		p.cur.col = indent(line)
+	}
+	// Joined at finish, when the lines after each are known.
+	p.cur.pending = append(p.cur.pending, line)
+	return nil
+}
+
+// start begins an item (row number row, "" for none) at line i, its
+// fields from offset.
+func (p *detailParser) start(i int, line, row string, offset int) error {
+	p.header = false
+	p.cur = &item{row: row, width: p.width, col: -1}
+	if err := p.cur.first(line, offset); err != nil {
+		return fmt.Errorf("%w: line %d: %v", ErrRejected, i+1, err)
+	}
+	return nil
+}
+
+// flush ends the current item, if any.
+func (p *detailParser) flush() error {
+	if p.cur == nil {
+		return nil
+	}
+	m, err := p.cur.finish()
+	if err != nil {
+		return err
+	}
+	p.items = append(p.items, m)
+	p.cur = nil
+	return nil
 }
 
 // rowStart matches the start of an item: optional indentation, a row number,
