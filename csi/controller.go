@@ -461,18 +461,23 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 		return nil, statusOf("waiting for the volume lock", err)
 	}
 	defer unlock()
+	node, nqn, err := parseNodeID(nodeID)
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "%v", err)
+	}
 	st, v, err := c.lookup(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := st.Hosts[nodeID]; !ok {
-		return nil, status.Errorf(codes.NotFound, "node %q is not a declared host; add it under hosts in the base state with its hostNQN", nodeID)
+	learn, err := c.learnHost(ctx, st, node, nqn)
+	if err != nil {
+		return nil, err
 	}
 	if !c.owned(v) {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is declared in %s; attach it there", id, v.Source)
 	}
 	for _, a := range v.Attachments {
-		if a != nodeID {
+		if a != node {
 			return nil, status.Errorf(codes.FailedPrecondition, "volume %q is published to node %q; a volume is attached to one node at a time", id, a)
 		}
 	}
@@ -481,10 +486,21 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 		if lv == nil || lv.State == spec.Absent {
 			return status.Errorf(codes.NotFound, "volume %q does not exist", id)
 		}
-		if slices.Contains(lv.Attachments, nodeID) {
+		changed := false
+		if learn && l.Hosts[node].HostNQN != nqn {
+			if l.Hosts == nil {
+				l.Hosts = map[string]spec.Host{}
+			}
+			l.Hosts[node] = spec.Host{HostNQN: nqn}
+			changed = true
+		}
+		if !slices.Contains(lv.Attachments, node) {
+			lv.Attachments = append(lv.Attachments, node)
+			changed = true
+		}
+		if !changed {
 			return errUnchanged
 		}
-		lv.Attachments = append(lv.Attachments, nodeID)
 		return nil
 	})
 	if err != nil {
@@ -494,6 +510,38 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 		return nil, statusOf("admitting the node on the RDS", err)
 	}
 	return &csi.ControllerPublishVolumeResponse{}, nil
+}
+
+// learnHost decides whether ControllerPublish records node (with the host
+// NQN its node id carries) in the layer: a node the node plugin registered
+// is usable at once, without a hosts: entry in git. A host the base state
+// declares wins: the same NQN is fine, another is an error. A host the
+// layer learned before is learned again when its NQN changed (the node
+// was reinstalled). A plain node id (an older node plugin, or a name too
+// long to carry the NQN) must be declared.
+func (c *controller) learnHost(ctx context.Context, st *spec.State, node, nqn string) (bool, error) {
+	h, declared := st.Hosts[node]
+	switch {
+	case nqn == "" && !declared:
+		return false, status.Errorf(codes.NotFound,
+			"node %q is not a declared host and its node id carries no host NQN; add it under hosts in the base state with its hostNQN, or run this version's node plugin on it (its node id is <name>@<host NQN>)", node)
+	case nqn == "" || h.HostNQN == nqn:
+		return false, nil
+	case !declared:
+		c.log.InfoContext(ctx, "a new node: its host NQN is recorded in the CSI layer", "node", node, "hostNQN", nqn)
+		return true, nil
+	}
+	base, err := c.loadBase()
+	if err != nil {
+		return false, statusOf("loading the base state", err)
+	}
+	if bh, ok := base.Hosts[node]; ok {
+		return false, status.Errorf(codes.FailedPrecondition,
+			"node %q reports host NQN %s, but the base state declares hosts.%s.hostNQN %s; the base state wins: fix it there, or the node's /etc/nvme/hostnqn",
+			node, nqn, node, bh.HostNQN)
+	}
+	c.log.WarnContext(ctx, "a node reports another host NQN than the CSI layer recorded; the layer follows the node", "node", node, "was", h.HostNQN, "hostNQN", nqn)
+	return true, nil
 }
 
 // admit brings the volume's allow list on the RDS in step with its
@@ -524,6 +572,14 @@ func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.Con
 	if !validVolumeID(id) {
 		return &csi.ControllerUnpublishVolumeResponse{}, nil
 	}
+	node := ""
+	if nodeID != "" {
+		n, _, err := parseNodeID(nodeID)
+		if err != nil {
+			return &csi.ControllerUnpublishVolumeResponse{}, nil // never published there
+		}
+		node = n
+	}
 	unlock, err := c.locks.lock(ctx, id)
 	if err != nil {
 		return nil, statusOf("waiting for the volume lock", err)
@@ -534,7 +590,7 @@ func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.Con
 		if lv == nil {
 			return errUnchanged // gone already: nothing is attached
 		}
-		kept := slices.DeleteFunc(slices.Clone(lv.Attachments), func(a string) bool { return nodeID == "" || a == nodeID })
+		kept := slices.DeleteFunc(slices.Clone(lv.Attachments), func(a string) bool { return node == "" || a == node })
 		if len(kept) == len(lv.Attachments) {
 			return errUnchanged
 		}
@@ -576,7 +632,7 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 // csiVolume describes a volume of st for ListVolumes and ControllerGetVolume.
 func csiVolume(st *spec.State, v *spec.Volume) (*csi.Volume, []string) {
 	return &csi.Volume{VolumeId: v.Name, CapacityBytes: v.Size.Bytes, VolumeContext: volumeContext(st, v)},
-		slices.Clone(v.Attachments)
+		publishedIDs(st, v.Attachments)
 }
 
 func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {

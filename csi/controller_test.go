@@ -149,7 +149,8 @@ func TestCreateVolumeRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	gv, err := cc.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: "pvc-a"})
-	if err != nil || strings.Join(gv.GetStatus().GetPublishedNodeIds(), ",") != "node-x" {
+	// The host's name and the node id this version's node plugin reports.
+	if err != nil || strings.Join(gv.GetStatus().GetPublishedNodeIds(), ",") != "node-x,node-x@nqn.2014-08.org.nvmexpress:uuid:0d6e3b1c-0000-4000-8000-000000000001" {
 		t.Errorf("ControllerGetVolume: %v %v", gv, err)
 	}
 	_, err = cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "pvc-a"})

@@ -125,8 +125,21 @@ func (n *node) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequ
 	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-func (n *node) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	return &csi.NodeGetInfoResponse{NodeId: n.id, MaxVolumesPerNode: n.cfg.MaxVolumes}, nil
+// NodeGetInfo reports this node as <node id>@<host NQN> (NodeIDFor), so
+// that the controller can record a node no hosts: entry declares the first
+// time a volume is published to it; the plain node id when that would not
+// fit MaxNodeIDLen.
+func (n *node) NodeGetInfo(ctx context.Context, _ *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	nqn, err := n.cfg.Host.HostNQN(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "reading this host's NVMe host NQN (/etc/nvme/hostnqn): %v", err)
+	}
+	id := NodeIDFor(n.id, nqn)
+	if id == n.id && nqn != "" {
+		n.log.WarnContext(ctx, "the node id cannot carry the host NQN (too long): declare this node under hosts in the base state",
+			"node", n.id, "hostNQN", nqn, "max", MaxNodeIDLen)
+	}
+	return &csi.NodeGetInfoResponse{NodeId: id, MaxVolumesPerNode: n.cfg.MaxVolumes}, nil
 }
 
 // controllerOf finds the kernel controller of volume name.
