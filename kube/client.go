@@ -29,8 +29,9 @@ func New(cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("kube: server: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Proxies from the environment (HTTPS_PROXY, NO_PROXY), as kubectl
+	// and client-go use them.
 	tr.TLSClientConfig = cfg.TLS
-	tr.Proxy = nil // the API server is reached directly, never through HTTPS_PROXY
 	return &Client{cfg: cfg, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
 }
 
