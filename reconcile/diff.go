@@ -78,7 +78,7 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 		obs = &Observed{}
 	}
 	d := newDiffer(st, obs, host, sc)
-	d.ownControllers(ownerOf(st, obs))
+	d.ownControllers(ownerOf(st, obs).forHost(host))
 	d.volumes()
 	if len(sc.Volumes) == 0 {
 		d.undeclared()

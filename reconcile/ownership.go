@@ -21,6 +21,7 @@ const (
 	ForeignAddress   = "transport address is not this state's target"
 	ForeignPort      = "transport service id is not this state's NVMe port"
 	ForeignDisk      = "the RDS lists its disk as not managed by this state"
+	ForeignHost      = "its host NQN is another declared host's"
 )
 
 // ForeignController is a controller on this host that the state does not
@@ -44,6 +45,33 @@ type owner struct {
 	// observed (CSI node mode), then the disk test is skipped.
 	byNQN map[string]rds.Disk
 	st    *spec.State
+	// others are the host NQNs of the declared hosts other than the one
+	// planned for (forHost): a controller presenting one of them is that
+	// host's. It only shows up here when two host identities share one
+	// kernel (the e2e VM stands in for both nodes of a multi-writer-block
+	// volume), and disconnecting it, or taking it for a duplicate, would
+	// cut the other host off its volume.
+	others map[string]bool
+}
+
+// forHost is o for a plan of host: the other declared hosts' controllers
+// are theirs. This host's own declared NQN is never among them.
+func (o owner) forHost(host string) owner {
+	h, ok := o.st.Hosts[host]
+	if !ok {
+		return o // an undeclared host changes nothing; its plan says so
+	}
+	self := h.HostNQN
+	for name, other := range o.st.Hosts {
+		if name == host || other.HostNQN == "" || other.HostNQN == self {
+			continue
+		}
+		if o.others == nil {
+			o.others = map[string]bool{}
+		}
+		o.others[other.HostNQN] = true
+	}
+	return o
 }
 
 // ownerOf is the ownership rule of st's target for what obs shows.
@@ -78,6 +106,8 @@ func (o owner) classify(c fabric.Controller) (owned bool, why string) {
 		return false, ForeignAddress
 	case c.TrSvcID != strconv.Itoa(o.port):
 		return false, ForeignPort
+	case c.HostNQN != "" && o.others[c.HostNQN]:
+		return false, ForeignHost
 	}
 	if o.byNQN != nil {
 		if d, ok := o.byNQN[c.SubsysNQN]; ok && !managedDisk(o.st, d) {
