@@ -10,12 +10,15 @@ import (
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
-// supportedAccessModes: an NVMe/TCP namespace is attached to one node at a
-// time; a filesystem on it must never be mounted by two kernels.
+// supportedAccessModes: a filesystem on an NVMe/TCP namespace must never be
+// mounted by two kernels, so a volume is attached to one node at a time,
+// except a raw block device created multi-writer (checkCapability: block
+// only), which KubeVirt attaches to two nodes while a VM live-migrates.
 var supportedAccessModes = map[csi.VolumeCapability_AccessMode_Mode]bool{
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER:        true,
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY:   true,
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER: true,
+	csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:   true,
 }
 
 // checkCapability says why a capability is not supported, or nil.
@@ -35,8 +38,13 @@ func checkCapability(c *csi.VolumeCapability) error {
 	if c.GetAccessMode() == nil {
 		return fmt.Errorf("access mode is missing")
 	}
-	if m := c.GetAccessMode().GetMode(); !supportedAccessModes[m] {
-		return fmt.Errorf("access mode %s is not supported: an NVMe/TCP volume is attached to a single node", m)
+	m := c.GetAccessMode().GetMode()
+	if !supportedAccessModes[m] {
+		return fmt.Errorf("access mode %s is not supported: an NVMe/TCP volume is attached to a single node, "+
+			"or with MULTI_NODE_MULTI_WRITER to several as a raw block device", m)
+	}
+	if m == csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER && c.GetBlock() == nil {
+		return errMultiWriterMount
 	}
 	return nil
 }

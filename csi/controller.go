@@ -287,6 +287,10 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
+	access := accessFor(req.GetVolumeCapabilities())
+	if access != "" {
+		params.FSType = "" // a raw block device several nodes share: no filesystem
+	}
 	size, err := sizeFor(req.GetCapacityRange(), c.cfg.DefaultSize)
 	if err != nil {
 		return nil, err
@@ -317,11 +321,14 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			if !sameParams(v, params) {
 				return status.Errorf(codes.AlreadyExists, "volume %q exists with other parameters", name)
 			}
+			if !sameAccess(v.Access, access) {
+				return status.Errorf(codes.AlreadyExists, "volume %q exists with another access mode (single node or multi-writer block)", name)
+			}
 			size = v.Size.Bytes
 			return errUnchanged
 		}
 		nv := spec.Volume{Name: name, State: spec.Present, Size: spec.Quantity{Bytes: size},
-			Connection: params.Connection, FSType: params.FSType}
+			Connection: params.Connection, FSType: params.FSType, Access: access}
 		if v := l.Volume(name); v != nil {
 			*v = nv // a tombstone left by an unfinished delete
 		} else {
@@ -476,10 +483,12 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	if !c.owned(v) {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is declared in %s; attach it there", id, v.Source)
 	}
-	for _, a := range v.Attachments {
-		if a != node {
-			return nil, status.Errorf(codes.FailedPrecondition, "volume %q is published to node %q; a volume is attached to one node at a time", id, a)
-		}
+	if why := accessMismatch(v, []*csi.VolumeCapability{req.GetVolumeCapability()}); why != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s", why)
+	}
+	if a := otherAttachment(v, node); a != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is published to node %q; a volume is attached to one node at a time "+
+			"unless it was created MULTI_NODE_MULTI_WRITER (block)", id, a)
 	}
 	err = c.update(ctx, func(l *spec.State) error {
 		lv := l.Volume(id)
@@ -613,11 +622,18 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, invalid("volume capabilities are required")
 	}
-	if _, _, err := c.lookup(ctx, req.GetVolumeId()); err != nil {
+	_, v, err := c.lookup(ctx, req.GetVolumeId())
+	if err != nil {
 		return nil, err
 	}
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		if errors.Is(err, errMultiWriterMount) {
+			return nil, invalid("%v", err)
+		}
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	if why := accessMismatch(v, req.GetVolumeCapabilities()); why != "" {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: why}, nil
 	}
 	if _, err := ParseParams(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil

@@ -200,8 +200,8 @@ func TestCheckCapability(t *testing.T) {
 	if err := checkCapability(mountCap()); err != nil {
 		t.Error(err)
 	}
-	if err := checkCapability(mode(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)); err == nil || !strings.Contains(err.Error(), "single node") {
-		t.Errorf("multi-node writer accepted: %v", err)
+	if err := checkCapability(mode(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)); err == nil || !strings.Contains(err.Error(), "block volumes only") {
+		t.Errorf("multi-node writer accepted on a filesystem: %v", err)
 	}
 	c := mountCap()
 	c.GetMount().FsType = "btrfs"
