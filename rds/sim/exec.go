@@ -124,6 +124,28 @@ func (s *Server) runCapped(ctx context.Context, script string, width, maxPut int
 	return in.out.String()
 }
 
+// do runs :do { body } on-error={ onError }: a runtime error in the body
+// stops the body (what ran before it stays done, what it printed stays
+// printed) and runs onError instead of stopping the script. Without
+// on-error the error stops the script as outside a block; an error in
+// onError stops it too.
+func (in *interp) do(c *command) (value, error) {
+	for _, b := range c.body {
+		if _, err := in.eval(b, true); err != nil {
+			if !c.hasOnError {
+				return value{}, err
+			}
+			for _, e := range c.onError {
+				if _, err := in.eval(e, true); err != nil {
+					return value{}, err
+				}
+			}
+			return value{}, nil
+		}
+	}
+	return value{}, nil
+}
+
 func (in *interp) literal(vn valueNode) (string, error) {
 	if vn.sub == nil {
 		return vn.text, nil
@@ -147,6 +169,8 @@ func (in *interp) eval(c *command, top bool) (value, error) {
 		return value{}, failure("action cancelled")
 	}
 	switch c.verb {
+	case "do":
+		return in.do(c)
 	case "put":
 		var v value
 		if len(c.args) > 0 {
@@ -202,6 +226,9 @@ func (in *interp) eval(c *command, top bool) (value, error) {
 			return value{kind: vStr, s: in.itemsJSON(v.items, keep)}, nil
 		}
 		return value{kind: vStr, s: v.json(keep)}, nil
+	}
+	if c.verb != "find" && c.verb != "get" {
+		in.s.statements.Add(1)
 	}
 	switch c.menu {
 	case "disk":

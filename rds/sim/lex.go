@@ -21,6 +21,8 @@ const (
 	tTilde          // ~
 	tBang           // !
 	tEnd            // ; or newline: end of a command
+	tLBrace         // { (a block: :do { ... } on-error={ ... })
+	tRBrace         // }
 )
 
 // pos is a 1-based line and column, as RouterOS reports them in errors.
@@ -50,8 +52,8 @@ func badCommand(name string, p pos) *scriptError {
 }
 
 // isWordByte says whether c may appear in an unquoted word. Anything RouterOS
-// treats as syntax ends a word; '$' and braces are refused outright because
-// the simulator has no variables or blocks.
+// treats as syntax ends a word; '$' is refused outright because the
+// simulator has no variables, and braces open and close blocks.
 func isWordByte(c byte) bool {
 	switch c {
 	case ' ', '\t', '\r', '\n', ';', '[', ']', '(', ')', '"', '=', '~', '!', '$', '{', '}':
@@ -94,6 +96,12 @@ func lex(src string) ([]token, error) {
 			adv(1)
 		case c == ']':
 			toks = append(toks, token{tRBrack, "]", p})
+			adv(1)
+		case c == '{':
+			toks = append(toks, token{tLBrace, "{", p})
+			adv(1)
+		case c == '}':
+			toks = append(toks, token{tRBrace, "}", p})
 			adv(1)
 		case c == '(':
 			toks = append(toks, token{tLParen, "(", p})

@@ -34,6 +34,9 @@ type command struct {
 	named []namedArg
 	args  []valueNode // positional
 	where expr        // print/find filter, nil when absent
+	// body and onError are the blocks of :do { body } on-error={ onError }.
+	body, onError []*command
+	hasOnError    bool
 }
 
 type namedArg struct {
@@ -82,13 +85,28 @@ func parseScript(src string, prof profile) ([]*command, error) {
 		return nil, err
 	}
 	p := &parser{toks: toks, prof: prof}
+	cmds, err := p.parseCommands(false)
+	if err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, syntaxErr(t.pos)
+	}
+	return cmds, nil
+}
+
+// parseCommands parses commands separated by ';' or newlines up to the end
+// of the script or, in a block, up to (not including) its '}'.
+func (p *parser) parseCommands(block bool) ([]*command, error) {
 	var cmds []*command
 	for {
 		t := p.peek()
-		switch t.kind {
-		case tEOF:
+		switch {
+		case t.kind == tEOF:
 			return cmds, nil
-		case tEnd:
+		case t.kind == tRBrace && block:
+			return cmds, nil
+		case t.kind == tEnd:
 			p.next()
 			continue
 		}
@@ -99,12 +117,57 @@ func parseScript(src string, prof profile) ([]*command, error) {
 		if c != nil {
 			cmds = append(cmds, c)
 		}
-		switch t := p.peek(); t.kind {
-		case tEnd, tEOF:
+		switch t := p.peek(); {
+		case t.kind == tEnd || t.kind == tEOF:
+		case t.kind == tRBrace && block:
 		default:
 			return nil, expectedEnd(t.pos)
 		}
 	}
+}
+
+// parseBlock parses "{ commands }". A menu changed inside the block stays
+// inside it.
+func (p *parser) parseBlock() ([]*command, error) {
+	t := p.next()
+	if t.kind != tLBrace {
+		return nil, syntaxErr(t.pos)
+	}
+	saved := p.menu
+	defer func() { p.menu = saved }()
+	cmds, err := p.parseCommands(true)
+	if err != nil {
+		return nil, err
+	}
+	if e := p.next(); e.kind != tRBrace {
+		return nil, syntaxErr(e.pos)
+	}
+	return cmds, nil
+}
+
+// parseDo parses the rest of ":do { ... } on-error={ ... }" (the on-error
+// part is optional). Only this form is interpreted: the batch scripts of
+// the client use it (docs/rds.md); `:do ... while=` loops are refused.
+func (p *parser) parseDo(c *command) error {
+	body, err := p.parseBlock()
+	if err != nil {
+		return err
+	}
+	c.body = body
+	t := p.peek()
+	if atEnd(t) || t.kind == tRBrace {
+		return nil
+	}
+	if t.kind != tWord || t.text != "on-error" || p.toks[p.i+1].kind != tEq {
+		return expectedEnd(t.pos)
+	}
+	p.next()
+	p.next()
+	c.hasOnError = true
+	if c.onError, err = p.parseBlock(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // parseCommand parses one command up to (not including) ';', newline, ']' or
@@ -122,6 +185,9 @@ func (p *parser) parseCommand() (*command, error) {
 		switch {
 		case name == "put":
 			c.verb = "put"
+		case name == "do":
+			c.verb = "do"
+			return c, p.parseDo(c)
 		case name == "serialize" && p.prof.serialize:
 			c.verb = "serialize"
 		default:
@@ -254,7 +320,7 @@ func (p *parser) parseArgs(c *command) error {
 }
 
 func atEnd(t token) bool {
-	return t.kind == tEnd || t.kind == tEOF || t.kind == tRBrack
+	return t.kind == tEnd || t.kind == tEOF || t.kind == tRBrack || t.kind == tRBrace
 }
 
 // parseValue reads a literal or a [command]; a bare command inside the

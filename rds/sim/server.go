@@ -160,6 +160,7 @@ type Server struct {
 	globalRequests atomic.Int64
 	refused        atomic.Int64
 	sessionsOpened atomic.Int64
+	statements     atomic.Int64
 	wg             sync.WaitGroup
 
 	// Set by ServeDir, for TargetYAML.
@@ -402,6 +403,11 @@ func (s *Server) GlobalRequests() int64 { return s.globalRequests.Load() }
 // Sessions counts the SSH sessions accepted so far (refused ones are not
 // counted): the round trips a client made.
 func (s *Server) Sessions() int64 { return s.sessionsOpened.Load() }
+
+// Statements counts the RouterOS menu commands run so far (print, add,
+// set, remove...; not the [find] and get inside them, nor :put): the
+// work a command line asked of RouterOS, however many a session carried.
+func (s *Server) Statements() int64 { return s.statements.Load() }
 
 // RefusedSessions counts session opens refused by Faults.MaxSessions.
 func (s *Server) RefusedSessions() int64 { return s.refused.Load() }
