@@ -231,6 +231,11 @@ func applyDefaults(st *State, has func(string) bool) {
 			st.Volumes[i].State = Present
 		}
 	}
+	for i := range st.Snapshots {
+		if !has(fmt.Sprintf("snapshots[%d].state", i)) {
+			st.Snapshots[i].State = Present
+		}
+	}
 }
 
 func fillDefaults(d *Defaults, has func(string) bool) {
@@ -291,6 +296,8 @@ type merged struct {
 	policy   *layer
 	hosts    map[string]*layer
 	volumes  []volOrigin
+	// snapshots: where each merged snapshot came from, as volumes.
+	snapshots []volOrigin
 }
 
 type volOrigin struct {
@@ -312,6 +319,14 @@ func (m *merged) where(path string) (file string, p pos, local string) {
 			o := m.volumes[i]
 			l = o.l
 			local = fmt.Sprintf("volumes[%d]%s", o.idx, path[end+1:])
+		}
+	case strings.HasPrefix(path, "snapshots["):
+		end := strings.IndexByte(path, ']')
+		i, err := strconv.Atoi(path[len("snapshots["):end])
+		if err == nil && i < len(m.snapshots) {
+			o := m.snapshots[i]
+			l = o.l
+			local = fmt.Sprintf("snapshots[%d]%s", o.idx, path[end+1:])
 		}
 	case head == "target":
 		l = m.target
@@ -349,6 +364,7 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 			Msg: fmt.Sprintf("already set in %s (line %d); keep it in one file only", first.file, first.dec.keys[key].line)})
 	}
 	volSeen := map[string]volOrigin{}
+	snapSeen := map[string]volOrigin{}
 	for _, l := range layers {
 		if l.st.Target != nil {
 			if m.target != nil {
@@ -405,6 +421,24 @@ func assemble(layers []*layer, complete bool) (*State, Errors) {
 			volSeen[v.Name] = volOrigin{l, i}
 			m.volumes = append(m.volumes, volOrigin{l, i})
 			st.Volumes = append(st.Volumes, v)
+		}
+		for i, sn := range l.st.Snapshots {
+			sn.Source = l.file
+			if first, dup := snapSeen[sn.Name]; dup && sn.Name != "" {
+				path := fmt.Sprintf("snapshots[%d].name", i)
+				p := l.dec.locate(path)
+				fp := first.l.dec.locate(fmt.Sprintf("snapshots[%d].name", first.idx))
+				where := fmt.Sprintf("line %d", fp.line)
+				if first.l != l {
+					where = fmt.Sprintf("%s line %d", first.l.file, fp.line)
+				}
+				errs = append(errs, Error{File: l.file, Line: p.line, Col: p.col, Path: path,
+					Msg: fmt.Sprintf("snapshot %q is already declared (%s); a snapshot name must be unique across all files", clip(sn.Name), where)})
+				continue
+			}
+			snapSeen[sn.Name] = volOrigin{l, i}
+			m.snapshots = append(m.snapshots, volOrigin{l, i})
+			st.Snapshots = append(st.Snapshots, sn)
 		}
 	}
 	if st.Defaults == nil {

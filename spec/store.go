@@ -103,6 +103,9 @@ func ParseLayer(name string, data []byte) (*State, error) {
 	for i := range raw.Volumes {
 		raw.Volumes[i].Source = name
 	}
+	for i := range raw.Snapshots {
+		raw.Snapshots[i].Source = name
+	}
 	return raw, nil
 }
 
@@ -246,6 +249,8 @@ func marshalLayer(s *State) ([]byte, error) {
 	out.APIVersion, out.Kind = APIVersion, Kind
 	out.Volumes = slices.Clone(s.Volumes)
 	slices.SortStableFunc(out.Volumes, func(a, b Volume) int { return strings.Compare(a.Name, b.Name) })
+	out.Snapshots = slices.Clone(s.Snapshots)
+	slices.SortStableFunc(out.Snapshots, func(a, b Snapshot) int { return strings.Compare(a.Name, b.Name) })
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

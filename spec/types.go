@@ -35,6 +35,8 @@ type State struct {
 	Policy     *Policy         `yaml:"policy,omitempty" json:"policy,omitempty"`
 	Hosts      map[string]Host `yaml:"hosts,omitempty" json:"hosts,omitempty" validate:"dive"`
 	Volumes    []Volume        `yaml:"volumes,omitempty" json:"volumes,omitempty" validate:"dive"`
+	// Snapshots are point-in-time copies of volumes (see snapshot.go).
+	Snapshots []Snapshot `yaml:"snapshots,omitempty" json:"snapshots,omitempty" validate:"dive"`
 }
 
 // Target is the one RDS the state describes.
@@ -174,6 +176,10 @@ type Volume struct {
 	// write at once, coordinated above: a cluster filesystem, shared LVM,
 	// VM live migration). Only multi-writer-block may list several hosts.
 	Access string `yaml:"access,omitempty" json:"access,omitempty" validate:"omitempty,oneof=single-host multi-writer-block"`
+	// From is what a new volume's disk is copied from (YAML "source":
+	// a snapshot or another volume); used only when the disk is created,
+	// ignored once it exists. Nil: an empty disk.
+	From *VolumeSource `yaml:"source,omitempty" json:"source,omitempty"`
 	// Source is the file the volume was declared in (set by Load, not YAML).
 	Source string `yaml:"-" json:"-"`
 }

@@ -92,6 +92,7 @@ func validateState(st *State, m *merged, complete bool) Errors {
 		}
 	}
 	c.volumes(st, complete)
+	c.snapshots(st, complete)
 	return c.errs
 }
 
@@ -319,6 +320,8 @@ func (c *checker) volumes(st *State, complete bool) {
 			c.add(path+".name", "%q must be a DNS-1123 label: at most %d lowercase letters, digits and '-', starting and ending with a letter or digit", clip(v.Name), MaxVolumeNameLen)
 		case validSlotPrefix(slotPrefix) && !strings.HasPrefix(v.Name, slotPrefix):
 			c.add(path+".name", "%q must start with the slotPrefix %q: only such disks are managed; rename it to %q", clip(v.Name), slotPrefix, clip(slotPrefix+v.Name))
+		case (slotPrefix == "" || validSlotPrefix(slotPrefix)) && IsSnapshotName(v.Name, slotPrefix):
+			c.add(path+".name", "%q starts with %q, which names snapshots; rename the volume", clip(v.Name), slotPrefix+SnapshotInfix)
 		case st.Target != nil && len(nqnPrefix)+len(v.Name) > MaxNQNLen:
 			c.add(path+".name", "the NQN %q would be %d bytes, over the limit of %d; shorten the name or nqnPrefix", clip(nqnPrefix+v.Name), len(nqnPrefix)+len(v.Name), MaxNQNLen)
 		}
