@@ -124,7 +124,8 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inve
 	}
 	var inv Inventory
 	var disks, exports int
-	if inv.Disks, disks, err = c.listDisks(cmd, sections, rc.json); err != nil {
+	var snapExports []Disk
+	if inv.Disks, inv.Snapshots, snapExports, disks, err = c.listDisks(cmd, sections, rc.json); err != nil {
 		return Inventory{}, err
 	}
 	if inv.Files, err = c.listFiles(cmd, sections, rc.json); err != nil {
@@ -132,6 +133,13 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inve
 	}
 	if inv.Exports, exports, err = c.listExports(cmd, sections, rc.json); err != nil {
 		return Inventory{}, err
+	}
+	// The paged exports section skips the managed prefix: an exported disk
+	// in the snapshot name space is taken from the disks section then.
+	for _, d := range snapExports {
+		if !slices.ContainsFunc(inv.Exports, func(e Disk) bool { return e.Slot == d.Slot }) {
+			inv.Exports = append(inv.Exports, d)
+		}
 	}
 	poolItems, err := parseSection("list pool", "", cmd, sections[markPool], rc.json)
 	if err != nil {
@@ -150,24 +158,31 @@ func (c *SSHClient) list(ctx context.Context, rc readCommands, paged bool) (Inve
 	return inv, nil
 }
 
-// listDisks returns the managed disks of the disks section and how many
-// items it held (which decides paging next time).
-func (c *SSHClient) listDisks(cmd string, sections map[string]string, asJSON bool) ([]Disk, int, error) {
+// listDisks returns the managed disks of the disks section, the snapshots
+// among them apart (a snapshot slot, not exported), the disks in the
+// snapshot name space that are exported (not ours: someone else's
+// exports), and how many items it held (which decides paging next time).
+func (c *SSHClient) listDisks(cmd string, sections map[string]string, asJSON bool) (disks, snaps, snapExports []Disk, n int, err error) {
 	items, err := pageItems("list disks", cmd, sections, markDisks, asJSON)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
-	var disks []Disk
 	for _, m := range items {
 		d, err := DiskFromFields(m)
 		if err != nil {
-			return nil, 0, &Error{Op: "list disks", Command: cmd, Err: err}
+			return nil, nil, nil, 0, &Error{Op: "list disks", Command: cmd, Err: err}
 		}
-		if c.managed(d) {
+		switch {
+		case !c.managed(d):
+		case !IsSnapshotSlot(d.Slot, c.v.prefix):
 			disks = append(disks, d)
+		case !d.Export:
+			snaps = append(snaps, d)
+		case d.NQN != "":
+			snapExports = append(snapExports, d)
 		}
 	}
-	return disks, len(items), nil
+	return disks, snaps, snapExports, len(items), nil
 }
 
 // listFiles returns the files section's files that could be a leftover
@@ -203,7 +218,9 @@ func (c *SSHClient) listExports(cmd string, sections map[string]string, asJSON b
 		if err != nil {
 			return nil, 0, &Error{Op: "list exports", Command: cmd, Err: err}
 		}
-		if !c.managed(d) && d.Export && d.NQN != "" {
+		// A snapshot slot exported is neither a volume nor a snapshot of
+		// ours: listed as someone else's export.
+		if (!c.managed(d) || IsSnapshotSlot(d.Slot, c.v.prefix)) && d.Export && d.NQN != "" {
 			exports = append(exports, d)
 		}
 	}

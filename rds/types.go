@@ -46,6 +46,10 @@ type Inventory struct {
 	// prefix or BasePath, e.g. made by hand): never changed, listed so a
 	// host can tell their controllers from its own.
 	Exports []Disk `json:"exports,omitempty"`
+	// Snapshots are the managed disks in the snapshots' name space
+	// (IsSnapshotSlot) that are not exported; an exported one is not a
+	// snapshot of ours and is listed under Exports.
+	Snapshots []Disk `json:"snapshots,omitempty"`
 }
 
 // CreateRequest describes a file-backed disk exported over NVMe/TCP.
