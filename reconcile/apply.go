@@ -10,9 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rds-reconcile/rds-reconcile/fabric"
-	"github.com/rds-reconcile/rds-reconcile/internal/retryable"
-	"github.com/rds-reconcile/rds-reconcile/rds"
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
 
@@ -175,151 +172,118 @@ func target(a Action) string {
 // Cancellation stops between steps; what did not start is skipped.
 func (r *Reconciler) Apply(ctx context.Context, st *spec.State, p *Plan, opts ApplyOptions) (*Result, error) {
 	start := time.Now()
+	if err := r.haveSides(p); err != nil {
+		return nil, err
+	}
 	pol := PolicyFrom(st)
 	if opts.Retry != nil {
 		pol = *opts.Retry
 	}
-	for _, a := range p.Actions {
-		if a.Kind == KindBlocked {
-			continue
-		}
-		if a.Kind.OnRDS() && r.opts.RDS == nil {
-			return nil, fmt.Errorf("%s %s: %w", a.Kind, target(a), ErrNoRDS)
-		}
-		if !a.Kind.OnRDS() && r.opts.Fabric == nil {
-			return nil, fmt.Errorf("%s %s: %w", a.Kind, target(a), ErrNoFabric)
-		}
+	rec := &recorder{r: r, opts: opts, res: &Result{Blocked: p.Summary().Blocked}, failed: map[string][]Kind{}}
+	ap := &applier{r: r, pol: pol, rec: rec, made: map[string]string{}}
+	for _, phase := range Phases() {
+		ap.runPhase(ctx, phase, p.Actions)
 	}
-	res := &Result{}
-	ap := &applier{r: r, pol: pol, made: map[string]string{}}
-	var mu sync.Mutex
-	ap.onRetry = func(ev RetryEvent) {
-		// A caller that shows retries itself (the CLI's progress lines)
-		// gets them at debug level in the log, so they are not said twice.
-		lvl := slog.LevelWarn
-		if opts.OnRetry != nil {
-			lvl = slog.LevelDebug
-		}
-		r.log.Log(ctx, lvl, "action failed, retrying", "kind", ev.Action.Kind, "volume", ev.Action.Volume,
-			"controller", ev.Action.Controller, "attempt", ev.Attempt, "attempts", ev.Attempts, "next", ev.Next, "err", ev.Err)
-		if opts.OnRetry != nil {
-			mu.Lock()
-			defer mu.Unlock()
-			opts.OnRetry(ev)
-		}
-	}
-	failed := map[string][]Kind{} // volume -> kinds that failed or were skipped
-	report := func(ar ActionResult) {
-		mu.Lock()
-		defer mu.Unlock()
-		if ar.Err != nil {
-			ar.Error = ar.Err.Error()
-		}
-		res.Actions = append(res.Actions, ar)
-		switch {
-		case ar.Skipped:
-			res.Skipped++
-		case ar.Err != nil:
-			res.Failed++
-		default:
-			res.Succeeded++
-		}
-		if (ar.Skipped || ar.Err != nil) && ar.Action.Volume != "" {
-			failed[ar.Action.Volume] = append(failed[ar.Action.Volume], ar.Action.Kind)
-		}
-		result := "ok"
-		if ar.Skipped {
-			result = "skipped"
-		} else if ar.Err != nil {
-			result = "error"
-		}
-		r.opts.Metrics.action(ar.Action.Kind, result)
-		if opts.Progress != nil {
-			opts.Progress(ar)
-		}
-	}
-	for _, a := range p.Actions {
-		if a.Kind == KindBlocked {
-			res.Blocked++
-		}
-	}
-	for _, phase := range []Phase{PhaseRDS, PhaseHost, PhaseHostDetach, PhaseRDSDelete} {
-		groups := map[string][]Action{}
-		var order []string
-		for i, a := range p.Actions {
-			if a.Kind == KindBlocked || a.Kind.Phase() != phase {
-				continue
-			}
-			key := a.Volume
-			if key == "" {
-				key = fmt.Sprintf("#%d", i)
-			}
-			if _, ok := groups[key]; !ok {
-				order = append(order, key)
-			}
-			groups[key] = append(groups[key], a)
-		}
-		if len(order) == 0 {
-			continue
-		}
-		limit := r.opts.Parallelism
-		if phase == PhaseRDS || phase == PhaseRDSDelete {
-			limit = r.opts.RDSParallelism
-		}
-		sem := make(chan struct{}, limit)
-		var wg sync.WaitGroup
-		for _, key := range order {
-			acts := groups[key]
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if ctx.Err() == nil {
-					select {
-					case sem <- struct{}{}:
-						defer func() { <-sem }()
-					case <-ctx.Done():
-					}
-				}
-				for _, a := range acts {
-					mu.Lock()
-					why, dep := blockedBy(a, failed[a.Volume])
-					mu.Unlock()
-					switch {
-					case ctx.Err() != nil:
-						report(ActionResult{Action: a, Skipped: true, SkipReason: "cancelled: " + context.Cause(ctx).Error()})
-						continue
-					case dep && a.Volume != "":
-						report(ActionResult{Action: a, Skipped: true, SkipReason: fmt.Sprintf("an earlier step (%s) of volume %s failed", why, a.Volume)})
-						continue
-					}
-					t0 := time.Now()
-					attempts, err := ap.do(ctx, a)
-					ar := ActionResult{Action: a, Duration: time.Since(t0), Attempts: attempts, Err: err}
-					if err != nil {
-						r.log.Warn("action failed", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
-							"attempts", attempts, "err", err)
-					} else {
-						r.log.Debug("action done", "kind", a.Kind, "volume", a.Volume, "controller", a.Controller,
-							"attempts", attempts, "duration", ar.Duration)
-					}
-					report(ar)
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	// Keep the results in plan order whatever order goroutines finished in.
-	pos := map[string]int{}
-	for i, a := range p.Actions {
-		pos[actionKey(a)] = i
-	}
-	slices.SortStableFunc(res.Actions, func(a, b ActionResult) int { return pos[actionKey(a.Action)] - pos[actionKey(b.Action)] })
+	res := rec.res
+	inPlanOrder(res, p)
 	if res.Succeeded > 0 {
 		r.verify(ctx, st, p.Scope, res, opts.Progress)
 		r.Record(st, res.After)
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// haveSides checks that the Reconciler has a client for every side p
+// changes, before anything runs.
+func (r *Reconciler) haveSides(p *Plan) error {
+	for _, a := range p.Actions {
+		switch {
+		case a.Kind == KindBlocked:
+		case a.Kind.OnRDS() && r.opts.RDS == nil:
+			return fmt.Errorf("%s %s: %w", a.Kind, target(a), ErrNoRDS)
+		case !a.Kind.OnRDS() && r.opts.Fabric == nil:
+			return fmt.Errorf("%s %s: %w", a.Kind, target(a), ErrNoFabric)
+		}
+	}
+	return nil
+}
+
+// inPlanOrder puts res's actions back in p's order, whatever order the
+// goroutines finished in.
+func inPlanOrder(res *Result, p *Plan) {
+	pos := map[string]int{}
+	for i, a := range p.Actions {
+		pos[actionKey(a)] = i
+	}
+	slices.SortStableFunc(res.Actions, func(a, b ActionResult) int { return pos[actionKey(a.Action)] - pos[actionKey(b.Action)] })
+}
+
+// recorder collects the results of one Apply as its actions finish, from
+// the goroutines of a phase: the counts, the metrics, the caller's Progress
+// and OnRetry (serialised), and per volume the kinds that failed or were
+// skipped, which later actions of the volume may need.
+type recorder struct {
+	r    *Reconciler
+	opts ApplyOptions
+
+	mu     sync.Mutex
+	res    *Result
+	failed map[string][]Kind // volume -> kinds that failed or were skipped
+}
+
+// record adds one finished (or skipped) action.
+func (rc *recorder) record(ar ActionResult) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if ar.Err != nil {
+		ar.Error = ar.Err.Error()
+	}
+	rc.res.Actions = append(rc.res.Actions, ar)
+	result := "ok"
+	switch {
+	case ar.Skipped:
+		rc.res.Skipped++
+		result = "skipped"
+	case ar.Err != nil:
+		rc.res.Failed++
+		result = "error"
+	default:
+		rc.res.Succeeded++
+	}
+	if (ar.Skipped || ar.Err != nil) && ar.Action.Volume != "" {
+		rc.failed[ar.Action.Volume] = append(rc.failed[ar.Action.Volume], ar.Action.Kind)
+	}
+	rc.r.opts.Metrics.action(ar.Action.Kind, result)
+	if rc.opts.Progress != nil {
+		rc.opts.Progress(ar)
+	}
+}
+
+// retried logs a failed attempt that will be tried again and passes it
+// to the caller's OnRetry.
+func (rc *recorder) retried(ctx context.Context, ev RetryEvent) {
+	// A caller that shows retries itself (the CLI's progress lines) gets
+	// them at debug level in the log, so they are not said twice.
+	lvl := slog.LevelWarn
+	if rc.opts.OnRetry != nil {
+		lvl = slog.LevelDebug
+	}
+	rc.r.log.Log(ctx, lvl, "action failed, retrying", "kind", ev.Action.Kind, "volume", ev.Action.Volume,
+		"controller", ev.Action.Controller, "attempt", ev.Attempt, "attempts", ev.Attempts, "next", ev.Next, "err", ev.Err)
+	if rc.opts.OnRetry != nil {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		rc.opts.OnRetry(ev)
+	}
+}
+
+// blockedBy says whether a must be skipped because a step of its volume
+// it needs failed or was skipped, and which.
+func (rc *recorder) blockedBy(a Action) (Kind, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return blockedBy(a, rc.failed[a.Volume])
 }
 
 // verify observes once more and checks every volume an action succeeded
@@ -375,28 +339,11 @@ func (r *Reconciler) verify(ctx context.Context, st *spec.State, sc Scope, res *
 	}
 }
 
-// dependsOn lists the earlier kinds of the same volume k needs: a connect
-// needs the disk and its export, a rescan the grow, a delete the
-// disconnect. Timeout updates and disconnects need nothing before them.
-func dependsOn(k Kind) []Kind {
-	switch k {
-	case KindConnect, KindReconnect:
-		return []Kind{KindCreate, KindFixExport}
-	case KindRescan:
-		return []Kind{KindCreate, KindGrow, KindFixExport}
-	case KindDelete:
-		return []Kind{KindDisconnect}
-	case KindRemoveFile:
-		return []Kind{KindDisconnect, KindDelete}
-	}
-	return nil
-}
-
-// blockedBy says whether a must be skipped because a step it depends on
-// failed or was skipped, and which.
+// blockedBy says whether a must be skipped because a step it needs (see
+// Kind.Needs) failed or was skipped, and which.
 func blockedBy(a Action, failed []Kind) (Kind, bool) {
 	for _, f := range failed {
-		if slices.Contains(dependsOn(a.Kind), f) {
+		if a.Kind.needs(f) {
 			return f, true
 		}
 	}
@@ -405,165 +352,6 @@ func blockedBy(a Action, failed []Kind) (Kind, bool) {
 
 func actionKey(a Action) string {
 	return string(a.Kind) + "\x00" + a.Volume + "\x00" + a.Controller + "\x00" + a.FilePath
-}
-
-// applier runs the actions of one Apply. It remembers the controllers
-// that connects produced, so that no later phase undoes them: with the
-// same NQN reachable twice, a connect may answer with an existing
-// controller (EALREADY) that the plan had down as a duplicate.
-type applier struct {
-	r       *Reconciler
-	pol     RetryPolicy
-	onRetry func(RetryEvent)
-
-	mu   sync.Mutex
-	made map[string]string // controller -> volume whose connect produced it
-}
-
-// retry runs fn for a under the policy, reporting every retried failure.
-func (ap *applier) retry(ctx context.Context, a Action, retryable func(error) bool, fn func(attempt uint) error) (uint, error) {
-	return ap.pol.doNotify(ctx, retryable, fn, func(n uint, err error, next time.Duration) {
-		if ap.onRetry != nil {
-			ap.onRetry(RetryEvent{Action: a, Attempt: n, Attempts: ap.pol.Attempts, Err: err, Error: err.Error(), Next: next})
-		}
-	})
-}
-
-// do executes one action with retries.
-func (ap *applier) do(ctx context.Context, a Action) (uint, error) {
-	r := ap.r
-	rdsRetry, fabRetry := retryable.Is, retryable.Is
-	switch a.Kind {
-	case KindCreate:
-		return ap.retry(ctx, a, rdsRetry, func(attempt uint) error {
-			if attempt > 1 {
-				// A create whose connection dropped after sending may have
-				// been applied: look before sending it again.
-				ok, err := r.diskExists(ctx, a.Slot)
-				if err != nil {
-					return err // retryable read errors wait for the next attempt
-				}
-				if ok {
-					return nil
-				}
-			}
-			return r.opts.RDS.Create(ctx, rds.CreateRequest{Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, Port: a.Port, NQN: a.NQN,
-				SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts})
-		})
-	case KindFixExport:
-		return ap.retry(ctx, a, rdsRetry, func(uint) error {
-			return r.opts.RDS.SetExport(ctx, rds.ExportRequest{Slot: a.Slot, Port: a.Port, NQN: a.NQN,
-				SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts})
-		})
-	case KindGrow:
-		return ap.retry(ctx, a, rdsRetry, func(uint) error { return r.opts.RDS.Grow(ctx, a.Slot, a.Size) })
-	case KindDelete:
-		return ap.retry(ctx, a, rdsRetry, func(uint) error { return r.opts.RDS.Delete(ctx, a.Slot, a.FilePath) })
-	case KindRemoveFile:
-		return ap.retry(ctx, a, rdsRetry, func(uint) error {
-			if err := r.opts.RDS.RemoveFile(ctx, a.FilePath); err != nil && !errors.Is(err, rds.ErrNotFound) {
-				return err
-			}
-			return nil
-		})
-	case KindConnect:
-		return ap.retry(ctx, a, fabRetry, func(uint) error { return ap.connect(ctx, a) })
-	case KindSetTimeouts:
-		return ap.retry(ctx, a, fabRetry, func(uint) error {
-			err := r.opts.Fabric.SetTimeouts(ctx, a.Controller, *a.Timeouts)
-			if errors.Is(err, fabric.ErrNeedsReconnect) {
-				return fmt.Errorf("%w (the next plan reconnects)", err)
-			}
-			return err
-		})
-	case KindRescan:
-		return ap.retry(ctx, a, fabRetry, func(uint) error {
-			if err := r.opts.Fabric.Rescan(ctx, a.Controller); err != nil {
-				return err
-			}
-			return r.waitNamespace(ctx, a.Controller)
-		})
-	case KindReconnect:
-		n, err := ap.retry(ctx, a, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
-		if err != nil {
-			return n, fmt.Errorf("disconnect %s: %w", a.Controller, err)
-		}
-		m, err := ap.retry(ctx, a, fabRetry, func(uint) error { return ap.connect(ctx, a) })
-		return n + m, err
-	case KindDisconnect, KindDisconnectOrphan:
-		ap.mu.Lock()
-		by, made := ap.made[a.Controller]
-		ap.mu.Unlock()
-		if made {
-			return 0, fmt.Errorf("%w: %s is the controller the connect of %s returned", ErrUndo, a.Controller, by)
-		}
-		return ap.retry(ctx, a, fabRetry, func(uint) error { return r.disconnect(ctx, a.Controller) })
-	}
-	return 0, fmt.Errorf("unknown action kind %q", a.Kind)
-}
-
-func (r *Reconciler) diskExists(ctx context.Context, slot string) (bool, error) {
-	inv, err := r.opts.RDS.List(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, d := range inv.Disks {
-		if d.Slot == slot {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func (ap *applier) connect(ctx context.Context, a Action) error {
-	req := fabric.ConnectRequest{NQN: a.NQN, Address: a.Address, Port: a.Port, HostNQN: a.HostNQN, DeviceWait: ap.r.opts.DeviceWait}
-	if a.Timeouts != nil {
-		req.Timeouts = *a.Timeouts
-	}
-	c, err := ap.r.opts.Fabric.Connect(ctx, req)
-	if err == nil && c.Name != "" {
-		ap.mu.Lock()
-		ap.made[c.Name] = a.Volume
-		ap.mu.Unlock()
-	}
-	return err
-}
-
-// waitNamespace waits, up to the device wait, until the controller shows a
-// namespace again: the kernel scans asynchronously after a rescan, and a plan
-// made before that would see the same gap again.
-func (r *Reconciler) waitNamespace(ctx context.Context, name string) error {
-	wait := r.opts.DeviceWait
-	if wait <= 0 {
-		wait = 30 * time.Second
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		ctrls, err := r.opts.Fabric.List(ctx)
-		if err != nil {
-			return err
-		}
-		for _, c := range ctrls {
-			if c.Name == name && len(c.Namespaces) > 0 {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return retryable.Mark(fmt.Errorf("controller %s shows no namespace %s after a rescan", name, wait))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (r *Reconciler) disconnect(ctx context.Context, name string) error {
-	if err := r.opts.Fabric.Disconnect(ctx, name, false); err != nil && !errors.Is(err, fabric.ErrNotFound) {
-		return err
-	}
-	return nil
 }
 
 // Reconcile plans, applies and plans again to verify convergence: what
@@ -592,11 +380,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, st *spec.State, sc Scope) (*
 		res.Remaining = after
 	} else {
 		res.Remaining = p
-		for _, a := range p.Actions {
-			if a.Kind == KindBlocked {
-				res.Blocked++
-			}
-		}
+		res.Blocked = p.Summary().Blocked
 	}
 	res.Duration = time.Since(t0)
 	r.opts.Metrics.reconciled(res.Duration, res.Err())

@@ -95,17 +95,15 @@ var kindTable = [...]kindSpec{
 	{kind: KindBlocked, mark: "!", phase: PhaseRDS, bucket: BucketBlocked},
 }
 
-// unknownKind is what an unknown kind (a plan from a newer version) reads
-// as: marked "?", counted nowhere, on no side.
-var unknownKind = kindSpec{mark: "?", phase: PhaseRDS}
-
-func (k Kind) spec() *kindSpec {
-	for i := range kindTable {
-		if kindTable[i].kind == k {
-			return &kindTable[i]
+// spec is k's row of kindTable. An unknown kind (a plan from a newer
+// version) reads as marked "?", counted nowhere, on no side.
+func (k Kind) spec() kindSpec {
+	for _, s := range kindTable {
+		if s.kind == k {
+			return s
 		}
 	}
-	return &unknownKind
+	return kindSpec{mark: "?", phase: PhaseRDS}
 }
 
 // Kinds lists every action kind in table order.
@@ -118,7 +116,7 @@ func Kinds() []Kind {
 }
 
 // Known says whether k is one of the kinds above.
-func (k Kind) Known() bool { return k.spec() != &unknownKind }
+func (k Kind) Known() bool { return k.spec().kind != "" }
 
 // Mark is k's plan mark ("+", "~", "-/+", "x", "-", "!"; "?" when unknown).
 func (k Kind) Mark() string { return k.spec().mark }
