@@ -30,6 +30,9 @@ type ControllerConfig struct {
 	Reconciler Reconciler
 	// Pool answers GetCapacity and the Probe.
 	Pool Pool
+	// Inventory, when set, answers ControllerGetVolumeHealth and
+	// ControllerListVolumeHealth (condition.go) from the RDS's disks.
+	Inventory Inventory
 	// DefaultSize is the size of a volume created without a capacity
 	// (1 GiB when zero).
 	DefaultSize int64
@@ -249,7 +252,7 @@ func (c *controller) reconcile(ctx context.Context, name string) error {
 
 func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
 	var caps []*csi.ControllerServiceCapability
-	for _, t := range []csi.ControllerServiceCapability_RPC_Type{
+	for _, t := range append([]csi.ControllerServiceCapability_RPC_Type{
 		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
 		csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
@@ -257,7 +260,7 @@ func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerG
 		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
 		csi.ControllerServiceCapability_RPC_GET_VOLUME,
-	} {
+	}, c.healthCaps()...) {
 		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
 			Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
 	}

@@ -177,6 +177,7 @@ func (e *env) controllerConfig() *ControllerConfig {
 		Layer:      spec.OpenStore(filepath.Join(e.stateDir, "csi-volumes.yaml")),
 		Reconciler: FromEngine(reconcile.New(reconcile.Options{RDS: e.client})),
 		Pool:       e.client,
+		Inventory:  e.client,
 	}
 }
 

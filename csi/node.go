@@ -503,21 +503,6 @@ func (n *node) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVo
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
-// health reports the volume inaccessible when its controller is not live
-// (the kernel is reconnecting, or gave up), the CSI 1.13 form of the
-// "abnormal volume condition".
-func (n *node) health(ctx context.Context, st *spec.State, id string) []*csi.VolumeHealth_VolumeHealthEntry {
-	c, err := n.controllerOf(ctx, st, id)
-	switch {
-	case err != nil:
-		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: status.Convert(err).Message()}}
-	case c.State != fabric.StateLive:
-		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE,
-			Reason: fmt.Sprintf("NVMe controller %s is %s", c.Name, c.State)}}
-	}
-	return nil
-}
-
 func (n *node) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
 	if id == "" {

@@ -182,6 +182,7 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 			Layer:      layer,
 			Reconciler: gb,
 			Pool:       gb,
+			Inventory:  gb,
 		}
 	}
 	if mode != csi.ModeNode && gb == nil {
@@ -198,6 +199,7 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 			Layer:      layer,
 			Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: log.With("side", "rds"), Metrics: rm})),
 			Pool:       client,
+			Inventory:  client,
 		}
 	}
 	if mode != csi.ModeController {
@@ -446,6 +448,15 @@ func (b *gitBase) Capacity(ctx context.Context) (rds.Capacity, error) {
 		return rds.Capacity{}, err
 	}
 	return c.Capacity(ctx)
+}
+
+// List lists the RDS (volume health) with the client of the current base.
+func (b *gitBase) List(ctx context.Context) (rds.Inventory, error) {
+	c, err := b.warm()
+	if err != nil {
+		return rds.Inventory{}, err
+	}
+	return c.List(ctx)
 }
 
 // warm builds the RDS client from the base when it is not built yet (after
