@@ -118,16 +118,16 @@ func (c *checker) snapshots(st *State, complete bool) {
 		}
 		switch s.State {
 		case Present:
-			v := st.Volume(s.Volume)
-			switch {
+			switch v := st.Volume(s.Volume); {
 			case s.Volume == "":
 				c.add(path+".volume", "is required for a present snapshot: the volume to copy")
 			case !complete:
 			case v == nil:
-				c.add(path+".volume", "volume %q is not declared%s", clip(s.Volume), declaredVolumes(st))
-			case v.State == Absent:
-				c.add(path+".volume", "volume %q is absent: there is nothing to copy; drop the snapshot or set its state: absent", clip(s.Volume))
+				c.add(path+".volume", "volume %q is not declared%s; a deleted volume stays declared with state: absent while a snapshot names it", clip(s.Volume), declaredVolumes(st))
 			}
+			// A snapshot of an absent volume is valid: snapshots outlive
+			// their volumes, and the tombstone keeps the name. The plan
+			// says when such a snapshot cannot be made (nothing to copy).
 		case Absent:
 			if s.Protect {
 				c.add(path+".protect", "a protected snapshot is never deleted; remove protect: true first, then set state: absent")

@@ -34,7 +34,7 @@ func TestSnapshotValidation(t *testing.T) {
 		{"volume named like a snapshot", doc("", "volumes:\n  - {name: snap-x, size: 1Gi}\n"), "volumes[0].name", "names snapshots"},
 		{"snapshot without volume", doc("", vols+"snapshots:\n  - {name: snap-a}\n"), "snapshots[0].volume", "is required"},
 		{"snapshot of an unknown volume", doc("", vols+"snapshots:\n  - {name: snap-a, volume: nope}\n"), "snapshots[0].volume", `volume "nope" is not declared (declared: db)`},
-		{"snapshot of an absent volume", doc("", vols+"snapshots:\n  - {name: snap-a, volume: old}\n"), "snapshots[0].volume", "is absent"},
+		{"snapshot of an absent volume (it outlives it)", doc("", vols+"snapshots:\n  - {name: snap-a, volume: old}\n"), "", ""},
 		{"absent snapshot protected", doc("", vols+"snapshots:\n  - {name: snap-a, state: absent, protect: true}\n"), "snapshots[0].protect", "remove protect"},
 		{"bad snapshot state", doc("", vols+"snapshots:\n  - {name: snap-a, volume: db, state: gone}\n"), "snapshots[0].state", "must be one of present, absent"},
 		{"bad createdAt", doc("", vols+"snapshots:\n  - {name: snap-a, volume: db, createdAt: yesterday}\n"), "snapshots[0].createdAt", "RFC 3339"},
