@@ -74,3 +74,27 @@ func TestDoOnError(t *testing.T) {
 		}
 	}
 }
+
+// TestIf: :if (cond) do={ } else={ } with :len, get and comparisons, the
+// guards of the client's one-session CSI scripts (docs/rds.md).
+func TestIf(t *testing.T) {
+	s := newTestServer(t, Options{})
+	mustExec(t, s, refAdd)
+	cases := []struct{ script, want string }{
+		{`:if ([:len [/disk find slot="pvc-test-123"]] = 1) do={ :put "one" } else={ :put "other" }`, "one\n"},
+		{`:if ([:len [/disk find slot="nope"]] = 0 && [:len [/file find name="nope.img"]] = 0) do={ :put "free" }`, "free\n"},
+		{`:if ([:len [/disk find slot="nope"]] = 0 and [:len [/disk find slot="pvc-test-123"]] = 0) do={ :put "free" } else={ :put "taken" }`, "taken\n"},
+		{`:if ([/disk get [find slot="pvc-test-123"] size] < 53687091201) do={ :put "smaller" }`, "smaller\n"},
+		{`:if ([/disk get [find slot="pvc-test-123"] size] >= 53687091201) do={ :put "bigger" }; :put "after"`, "after\n"},
+		{`:if ([/disk get [find slot="pvc-test-123"] slot] = "pvc-test-123") do={ :put "same" }`, "same\n"},
+		{`:if ([/disk get [find slot="pvc-test-123"] slot] < 3) do={ :put "x" }; :put "after"`, "cannot compare \"pvc-test-123\" < \"3\"\n"},
+		{`:if ([/disk get [find slot="nope"] size] < 3) do={ :put "x" }; :put "after"`, "no such item\n"},
+		{`:if (1 = 1) :put "x"`, "syntax error (line 1 column 13)\n"},
+		{`:put [:len [/disk find]]`, "2\n"}, // the pool is a disk too,
+	}
+	for _, tc := range cases {
+		if got := s.Exec(tc.script); got != tc.want {
+			t.Errorf("%s\n=> %q, want %q", tc.script, got, tc.want)
+		}
+	}
+}

@@ -146,6 +146,66 @@ func (in *interp) do(c *command) (value, error) {
 	return value{}, nil
 }
 
+// ifElse runs :if: every comparison holds -> the do block, else the else
+// block. Numbers compare as numbers; = and != compare other text as text;
+// < and > on text are an error, as RouterOS refuses to order strings.
+func (in *interp) ifElse(c *command) (value, error) {
+	ok := true
+	for _, cmp := range c.cond {
+		l, err := in.literal(cmp.l)
+		if err != nil {
+			return value{}, err
+		}
+		if cmp.op == "" {
+			if !truthy(l) {
+				ok = false
+			}
+			continue
+		}
+		r, err := in.literal(cmp.r)
+		if err != nil {
+			return value{}, err
+		}
+		ln, lerr := strconv.ParseInt(l, 10, 64)
+		rn, rerr := strconv.ParseInt(r, 10, 64)
+		numeric := lerr == nil && rerr == nil
+		var holds bool
+		switch {
+		case cmp.op == "=" && numeric:
+			holds = ln == rn
+		case cmp.op == "=":
+			holds = sameValue(l, r)
+		case cmp.op == "!=" && numeric:
+			holds = ln != rn
+		case cmp.op == "!=":
+			holds = !sameValue(l, r)
+		case !numeric:
+			return value{}, failure("cannot compare " + quote(l) + " " + cmp.op + " " + quote(r))
+		case cmp.op == "<":
+			holds = ln < rn
+		case cmp.op == ">":
+			holds = ln > rn
+		case cmp.op == "<=":
+			holds = ln <= rn
+		default:
+			holds = ln >= rn
+		}
+		if !holds {
+			ok = false
+		}
+	}
+	block := c.body
+	if !ok {
+		block = c.onError
+	}
+	for _, b := range block {
+		if _, err := in.eval(b, true); err != nil {
+			return value{}, err
+		}
+	}
+	return value{}, nil
+}
+
 func (in *interp) literal(vn valueNode) (string, error) {
 	if vn.sub == nil {
 		return vn.text, nil
@@ -171,6 +231,26 @@ func (in *interp) eval(c *command, top bool) (value, error) {
 	switch c.verb {
 	case "do":
 		return in.do(c)
+	case "if":
+		return in.ifElse(c)
+	case "len":
+		if len(c.args) == 0 {
+			return value{kind: vStr, s: "0"}, nil
+		}
+		v, err := in.evalValue(c.args[0])
+		if err != nil {
+			return value{}, err
+		}
+		n := len(v.s)
+		switch v.kind {
+		case vIDs:
+			n = len(v.ids)
+		case vItems:
+			n = len(v.items)
+		case vNone:
+			n = 0
+		}
+		return value{kind: vStr, s: strconv.Itoa(n)}, nil
 	case "put":
 		var v value
 		if len(c.args) > 0 {

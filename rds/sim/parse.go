@@ -37,6 +37,15 @@ type command struct {
 	// body and onError are the blocks of :do { body } on-error={ onError }.
 	body, onError []*command
 	hasOnError    bool
+	// cond is the condition of :if (cond) do={ body } else={ onError }.
+	cond []comparison
+}
+
+// comparison is one term of an :if condition: l op r, or l alone (true
+// when it is "true" or "yes"). Terms are joined by && (or "and").
+type comparison struct {
+	l, r valueNode
+	op   string // "=", "!=", "<", ">", "<=", ">=" or "" (l alone)
 }
 
 type namedArg struct {
@@ -145,6 +154,73 @@ func (p *parser) parseBlock() ([]*command, error) {
 	return cmds, nil
 }
 
+// parseIf parses the rest of ":if (cond) do={ ... } else={ ... }" (else
+// optional). A condition is comparisons joined by && or "and"; operands
+// are literals or [commands]; < > <= >= need spaces around them (the
+// lexer keeps them in words), as the client writes them.
+func (p *parser) parseIf(c *command) error {
+	if t := p.next(); t.kind != tLParen {
+		return syntaxErr(t.pos)
+	}
+	for {
+		l, err := p.parseValue(p.menu)
+		if err != nil {
+			return err
+		}
+		cmp := comparison{l: l}
+		switch t := p.peek(); {
+		case t.kind == tEq:
+			cmp.op = "="
+		case t.kind == tNeq:
+			cmp.op = "!="
+		case t.kind == tWord && (t.text == "<" || t.text == ">"):
+			cmp.op = t.text
+			if p.toks[p.i+1].kind == tEq { // "<=": '=' is a token of its own
+				p.next()
+				cmp.op += "="
+			}
+		}
+		if cmp.op != "" {
+			p.next()
+			if cmp.r, err = p.parseValue(p.menu); err != nil {
+				return err
+			}
+		}
+		c.cond = append(c.cond, cmp)
+		t := p.next()
+		if t.kind == tRParen {
+			break
+		}
+		if t.kind != tWord || (t.text != "&&" && t.text != "and") {
+			return syntaxErr(t.pos)
+		}
+	}
+	for _, part := range []string{"do", "else"} {
+		t := p.peek()
+		if t.kind != tWord || t.text != part || p.toks[p.i+1].kind != tEq {
+			if part == "do" {
+				return syntaxErr(t.pos)
+			}
+			break
+		}
+		p.next()
+		p.next()
+		b, err := p.parseBlock()
+		if err != nil {
+			return err
+		}
+		if part == "do" {
+			c.body = b
+		} else {
+			c.onError = b
+		}
+	}
+	if t := p.peek(); !atEnd(t) && t.kind != tRBrace {
+		return expectedEnd(t.pos)
+	}
+	return nil
+}
+
 // parseDo parses the rest of ":do { ... } on-error={ ... }" (the on-error
 // part is optional). Only this form is interpreted: the batch scripts of
 // the client use it (docs/rds.md); `:do ... while=` loops are refused.
@@ -188,6 +264,11 @@ func (p *parser) parseCommand() (*command, error) {
 		case name == "do":
 			c.verb = "do"
 			return c, p.parseDo(c)
+		case name == "if":
+			c.verb = "if"
+			return c, p.parseIf(c)
+		case name == "len":
+			c.verb = "len"
 		case name == "serialize" && p.prof.serialize:
 			c.verb = "serialize"
 		default:
@@ -536,7 +617,7 @@ func checkArgs(c *command, prof profile) error {
 		return nil
 	}
 	switch c.verb {
-	case "put":
+	case "put", "len":
 		if err := allowNamed(); err != nil {
 			return err
 		}
