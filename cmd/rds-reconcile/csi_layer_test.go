@@ -18,6 +18,8 @@ import (
 	"github.com/rds-reconcile/rds-reconcile/kube/kubetest"
 )
 
+const nodeANQN = "nqn.2014-08.org.nvmexpress:uuid:0a0a0a0a-0000-4000-8000-00000000000a"
+
 // csiProc is one `rds-reconcile csi` run in-process that a test can stop
 // (a controller pod deleted).
 type csiProc struct {
@@ -98,8 +100,8 @@ target:
   basePath: %s
   ssh: {address: %q, user: %s, privateKeyFile: %q, knownHostsFile: %q}
 hosts:
-  node-a: {hostNQN: "nqn.2014-08.org.nvmexpress:uuid:0a0a0a0a-0000-4000-8000-00000000000a"}
-`, tg.BasePath, tg.SSH.Address, tg.SSH.User, tg.SSH.PrivateKeyFile, tg.SSH.KnownHostsFile)), 0o600); err != nil {
+  node-a: {hostNQN: %q}
+`, tg.BasePath, tg.SSH.Address, tg.SSH.User, tg.SSH.PrivateKeyFile, tg.SSH.KnownHostsFile, nodeANQN)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The layer file an older version kept in its state dir (on a PVC).
@@ -143,7 +145,18 @@ volumes:
 		}
 		var out []string
 		for _, e := range resp.GetEntries() {
-			out = append(out, e.GetVolume().GetVolumeId()+"@"+strings.Join(e.GetStatus().GetPublishedNodeIds(), ","))
+			// Each host is reported by name and by <name>@<host NQN>.
+			var hosts []string
+			for _, id := range e.GetStatus().GetPublishedNodeIds() {
+				name, nqn, long := strings.Cut(id, "@")
+				if long && nqn != nodeANQN {
+					t.Errorf("%s: published node id %q, want the host's NQN %s", e.GetVolume().GetVolumeId(), id, nodeANQN)
+				}
+				if !long {
+					hosts = append(hosts, name)
+				}
+			}
+			out = append(out, e.GetVolume().GetVolumeId()+"@"+strings.Join(hosts, ","))
 		}
 		return out
 	}
