@@ -65,10 +65,12 @@ func (s BatchStatus) String() string {
 // BatchResult is what a batch did, item by item.
 type BatchResult struct {
 	Status []BatchStatus // one per op, in order
-	// Disks are the disks the read at the end of the batch showed (only
-	// slots asked for); Read says the read came back whole for every chunk.
-	Disks []Disk
-	Read  bool
+	// Inventory is what the read at the end of the batch showed: the
+	// managed disks of the slots asked for and their <BasePath>/<slot>.img
+	// files (no pool, no exports). Read says it came back whole for every
+	// chunk.
+	Inventory Inventory
+	Read      bool
 	// Sessions is the number of command lines (round trips) sent.
 	Sessions int
 	// Err is the first error of a chunk that could not be sent or
@@ -210,7 +212,7 @@ func (c *SSHClient) Batch(ctx context.Context, ops []BatchOp, read []string) (Ba
 			res.Read = false
 			continue
 		}
-		st, readOut, whole := parseBatch(out, nonce, ch.first, len(ch.ops))
+		st, sections, whole := parseBatch(out, nonce, ch.first, len(ch.ops))
 		copy(res.Status[ch.first:], st)
 		if len(ch.read) == 0 {
 			continue
@@ -222,29 +224,66 @@ func (c *SSHClient) Batch(ctx context.Context, ops []BatchOp, read []string) (Ba
 			}
 			continue
 		}
-		items, err := parseSection("batch read", "", ch.script, readOut, rc.json)
-		if err != nil {
+		if err := c.batchInventory(&res.Inventory, ch, sections, rc.json); err != nil {
 			res.Read = false
 			if res.Err == nil {
 				res.Err = err
 			}
-			continue
-		}
-		for _, m := range items {
-			d, err := DiskFromFields(m)
-			if err != nil {
-				res.Read = false
-				if res.Err == nil {
-					res.Err = &Error{Op: "batch read", Command: ch.script, Err: err}
-				}
-				break
-			}
-			if c.managed(d) && containsString(ch.read, d.Slot) {
-				res.Disks = append(res.Disks, d)
-			}
 		}
 	}
 	return res, nil
+}
+
+// batchInventory adds the disks and files a chunk's read showed to inv:
+// managed disks of the slots read, and their leftover-file names.
+func (c *SSHClient) batchInventory(inv *Inventory, ch batchChunk, sections map[string]string, asJSON bool) error {
+	items, err := parseSection("batch read", "", ch.script, sections["read"], asJSON)
+	if err != nil {
+		return err
+	}
+	for _, m := range items {
+		d, err := DiskFromFields(m)
+		if err != nil {
+			return &Error{Op: "batch read", Command: ch.script, Err: err}
+		}
+		if c.managed(d) && containsString(ch.read, d.Slot) {
+			inv.Disks = append(inv.Disks, d)
+		}
+	}
+	items, err = parseSection("batch read files", "", ch.script, sections["files"], asJSON)
+	if err != nil {
+		return err
+	}
+	for _, m := range items {
+		f, err := FileFromFields(m)
+		if err != nil {
+			return &Error{Op: "batch read files", Command: ch.script, Err: err}
+		}
+		if _, err := c.v.leftoverFile(f.Name); err == nil {
+			inv.Files = append(inv.Files, f)
+		}
+	}
+	return nil
+}
+
+// ListScope reads the disks of slots and their <BasePath>/<slot>.img files
+// in one command line, and nothing else (no pool, no exports, no other
+// disk): the observation of a reconcile scoped to these volumes.
+func (c *SSHClient) ListScope(ctx context.Context, slots []string) (Inventory, error) {
+	if len(slots) == 0 {
+		return Inventory{}, nil
+	}
+	res, err := c.Batch(ctx, nil, slots)
+	if err != nil {
+		return Inventory{}, err
+	}
+	if !res.Read {
+		if res.Err != nil {
+			return Inventory{}, res.Err
+		}
+		return Inventory{}, &Error{Op: "list scope", Err: fmt.Errorf("%w: no whole answer", ErrConnection)}
+	}
+	return res.Inventory, nil
 }
 
 func containsString(list []string, s string) bool {
@@ -294,13 +333,18 @@ func batchItem(mark string, i int, op BatchOp, p Profile) string {
 	return b.String()
 }
 
-// batchRead renders the read of slots between the read and end marks.
+// batchRead renders the read of slots and their files between the read,
+// files and end marks.
 func batchRead(mark string, slots []string, rc readCommands) string {
 	w := make([]string, len(slots))
+	f := make([]string, len(slots))
 	for i, s := range slots {
-		w[i] = `slot="` + s + `"` // validated: [a-z0-9-]
+		// Validated: slots are [a-z0-9-], the base path [A-Za-z0-9._/-].
+		w[i] = `slot="` + s + `"`
+		f[i] = `name="` + rc.v.base + "/" + s + `.img"`
 	}
-	return `:put "` + mark + ` read"; ` + rc.print("/disk", strings.Join(w, " or ")) + `; :put "` + mark + ` end"`
+	return `:put "` + mark + ` read"; ` + rc.print("/disk", strings.Join(w, " or ")) +
+		`; :put "` + mark + ` files"; ` + rc.print("/file", strings.Join(f, " or ")) + `; :put "` + mark + ` end"`
 }
 
 // chunkBatch cuts ops into command lines of at most MaxBatchBytes (an item
@@ -309,9 +353,9 @@ func batchRead(mark string, slots []string, rc readCommands) string {
 // chunk of its own when there are no ops).
 func chunkBatch(ops []BatchOp, read []string, p Profile, nonce string, rc readCommands) []batchChunk {
 	mark := batchMark(nonce)
-	// Room kept in each line for the read of its slots.
-	const readRoom = 256
-	perSlot := 16 + maxSlotLen
+	// Room kept in each line for the read of its slots and files.
+	const readRoom = 512
+	perSlot := 32 + 2*maxSlotLen + len(rc.v.base)
 	var chunks []batchChunk
 	var items []string
 	size := 0
@@ -362,24 +406,25 @@ func chunkBatch(ops []BatchOp, read []string, p Profile, nonce string, rc readCo
 }
 
 // parseBatch reads the answer of one chunk of n items numbered from first:
-// each item's status, the text of the read between its marks, and whether
-// the end mark came (the read is whole). An item is ok or failed only on
+// each item's status, the text of the read's sections ("read": the disks,
+// "files") and whether the end mark came (the read is whole). An item is ok or failed only on
 // its own mark, in order, with nothing else before it since the previous
 // mark (a successful write prints nothing; other text is a sign that
 // something unexpected ran); everything else is unknown.
-func parseBatch(out, nonce string, first, n int) (status []BatchStatus, read string, whole bool) {
+func parseBatch(out, nonce string, first, n int) (status []BatchStatus, sections map[string]string, whole bool) {
 	status = make([]BatchStatus, n)
 	mark := batchMark(nonce)
 	seen := make([]bool, n)
 	noise := false
 	next := 0 // items before next are decided or lost: marks come in order
-	inRead := false
+	sections = map[string]string{}
+	section := "" // the read section being collected
 	var rb strings.Builder
 	for _, line := range splitLines(out) {
 		t := strings.TrimSpace(line)
 		rest, isMark := strings.CutPrefix(t, mark+" ")
 		if !isMark {
-			if inRead {
+			if section != "" {
 				rb.WriteString(line)
 				rb.WriteByte('\n')
 			} else if t != "" {
@@ -387,15 +432,17 @@ func parseBatch(out, nonce string, first, n int) (status []BatchStatus, read str
 			}
 			continue
 		}
-		switch {
-		case rest == "read":
-			inRead = true
-			continue
-		case rest == "end":
-			if inRead {
-				whole = true
+		switch rest {
+		case "read", "files", "end":
+			if section != "" {
+				sections[section] = rb.String()
+				rb.Reset()
 			}
-			inRead = false
+			whole = rest == "end" && section == "files"
+			section = rest
+			if rest == "end" {
+				section = ""
+			}
 			continue
 		}
 		verdict, idx, ok := strings.Cut(rest, " ")
@@ -425,5 +472,81 @@ func parseBatch(out, nonce string, first, n int) (status []BatchStatus, read str
 		}
 		noise = false
 	}
-	return status, rb.String(), whole
+	if section != "" {
+		sections[section] = rb.String() // cut: kept for messages only
+	}
+	return status, sections, whole
+}
+
+// The guarded items below make a write conditional on the live state the
+// caller assumed, checked by RouterOS in the same line (`:if`), so that one
+// session can write and read back without a read before: when the
+// assumption does not hold the item does nothing (and still reports ok),
+// and the read at the end shows what is there. The caller decides from
+// that read, never from the item's status alone.
+
+// fileIs matches a disk's file-path to p: RouterOS prints it with a
+// leading '/' (captured output); whether it keeps one given without it is
+// unverified, so both are accepted.
+func fileIs(p string) string {
+	return `(file-path="/` + p + `" or file-path="` + p + `")`
+}
+
+// EnsureCreateOp is Create when, and only when, no disk has the slot or
+// the NQN and no file is at the path: it never touches or shadows
+// anything that exists.
+func (c *SSHClient) EnsureCreateOp(r CreateRequest) (BatchOp, error) {
+	op, err := c.CreateOp(r)
+	if err != nil {
+		return BatchOp{}, err
+	}
+	fp, _ := c.v.filePath(r.FilePath, r.Slot) // validated by CreateOp
+	guard := `:if ([:len [/disk find slot="` + r.Slot + `"]] = 0 && [:len [/disk find nvme-tcp-server-nqn="` + r.NQN +
+		`"]] = 0 && [:len [/file find name="` + fp + `"]] = 0) do={ ` + op.cmds[0] + ` }`
+	op.cmds = []string{guard}
+	return op, nil
+}
+
+// EnsureDeleteOp is Delete of a disk whose slot, file path and NQN are all
+// the managed ones (a disk failing any of them is not removed), then of
+// its file, only once no disk uses that path.
+func (c *SSHClient) EnsureDeleteOp(slot, filePath, nqn string) (BatchOp, error) {
+	const op = "delete"
+	if err := firstErr(c.v.slot(slot), validNQN(nqn)); err != nil {
+		return BatchOp{}, &Error{Op: op, Slot: slot, Err: err}
+	}
+	fp, err := c.v.filePath(filePath, slot)
+	if err != nil {
+		return BatchOp{}, &Error{Op: op, Slot: slot, Err: err}
+	}
+	file, err := cmdRemoveFile(fp)
+	if err != nil {
+		return BatchOp{}, &Error{Op: op, Slot: slot, Err: err}
+	}
+	// Validated: slot [a-z0-9-], path [A-Za-z0-9._/-], NQN [A-Za-z0-9.:_-].
+	disk := `/disk remove [find slot="` + slot + `" and ` + fileIs(fp) + ` and nvme-tcp-server-nqn="` + nqn + `"]`
+	guard := `:if ([:len [/disk find slot="` + slot + `"]] = 0 && [:len [/disk find ` + fileIs(fp) + `]] = 0) do={ ` + file + ` }`
+	return BatchOp{Op: op, Slot: slot, cmds: []string{disk, guard}}, nil
+}
+
+// EnsureGrowOp is Grow of the disk with the slot and the managed file path
+// when it is smaller than size: RouterOS compares in the same line, so
+// it never shrinks, whatever changed since the caller looked.
+func (c *SSHClient) EnsureGrowOp(slot, filePath string, size int64) (BatchOp, error) {
+	const op = "grow"
+	if err := firstErr(c.v.slot(slot), validSize(size)); err != nil {
+		return BatchOp{}, &Error{Op: op, Slot: slot, Err: err}
+	}
+	fp, err := c.v.filePath(filePath, slot)
+	if err != nil {
+		return BatchOp{}, &Error{Op: op, Slot: slot, Err: err}
+	}
+	set, err := cmdGrow(slot, size)
+	if err != nil {
+		return BatchOp{}, &Error{Op: op, Slot: slot, Err: err}
+	}
+	n := strconv.FormatInt(size, 10)
+	guard := `:if ([:len [/disk find slot="` + slot + `" and ` + fileIs(fp) + `]] = 1) do={ :if ([/disk get [find slot="` + slot +
+		`"] size] < ` + n + `) do={ ` + set + ` } }`
+	return BatchOp{Op: op, Slot: slot, cmds: []string{guard}}, nil
 }

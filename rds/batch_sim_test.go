@@ -53,7 +53,7 @@ func TestSimBatch(t *testing.T) {
 				t.Errorf("statuses %v, want %v", res.Status, want)
 			}
 			var read []string
-			for _, d := range res.Disks {
+			for _, d := range res.Inventory.Disks {
 				read = append(read, d.Slot)
 			}
 			if !res.Read || strings.Join(read, ",") != "pvc-a,pvc-c" {
@@ -144,6 +144,130 @@ func TestSimBatchChunks(t *testing.T) {
 	for _, line := range srv.Commands() {
 		if len(line) > rds.MaxBatchBytes {
 			t.Errorf("a %d-byte line", len(line))
+		}
+	}
+}
+
+// TestSimEnsureOps: the guarded items write only when the live state is
+// the one assumed, in every listing format (the NQN property differs by
+// release), and never touch a disk or file that is not the managed one.
+func TestSimEnsureOps(t *testing.T) {
+	const size = 1 << 20
+	type check func(t *testing.T, srv *sim.Server)
+	disk := func(slot string, size int64, nqn string) check {
+		return func(t *testing.T, srv *sim.Server) {
+			for _, d := range srv.Disks() {
+				if d.Slot == slot {
+					if d.Size != size || d.NQN != nqn {
+						t.Errorf("disk %s: size %d nqn %s, want %d %s", slot, d.Size, d.NQN, size, nqn)
+					}
+					return
+				}
+			}
+			t.Errorf("no disk %s", slot)
+		}
+	}
+	noDisk := func(slot string) check {
+		return func(t *testing.T, srv *sim.Server) {
+			for _, d := range srv.Disks() {
+				if d.Slot == slot {
+					t.Errorf("disk %s is there", slot)
+				}
+			}
+		}
+	}
+	file := func(name string, want bool) check {
+		return func(t *testing.T, srv *sim.Server) {
+			got := false
+			for _, f := range srv.Files() {
+				got = got || f.Name == name
+			}
+			if got != want {
+				t.Errorf("file %s there: %v, want %v", name, got, want)
+			}
+		}
+	}
+	foreignNQN := "nqn.2000-02.com.mikrotik:somebody"
+	cases := []struct {
+		name   string
+		seed   string // a script run before
+		op     func(c *rds.SSHClient) (rds.BatchOp, error)
+		checks []check
+	}{
+		{name: "create on nothing", op: func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureCreateOp(createReq("pvc-a", size)) },
+			checks: []check{disk("pvc-a", size, nqnPfx+"pvc-a")}},
+		{name: "create over an existing slot does nothing",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=2M slot=pvc-a`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureCreateOp(createReq("pvc-a", size)) },
+			checks: []check{disk("pvc-a", 2<<20, "pvc-a")}},
+		{name: "create over a leftover file does nothing",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=2M slot=tmp; /disk remove [find slot=tmp]`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureCreateOp(createReq("pvc-a", size)) },
+			checks: []check{noDisk("pvc-a"), file(base+"/pvc-a.img", true)}},
+		{name: "create with an NQN another disk has does nothing",
+			seed: `/disk add type=file file-path=storage-pool/other/x.img file-size=2M slot=other nvme-tcp-export=yes nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-a"`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureCreateOp(createReq("pvc-a", size)) },
+			checks: []check{noDisk("pvc-a")}},
+		{name: "delete the managed disk and its file",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=1M slot=pvc-a nvme-tcp-export=yes nvme-tcp-server-nqn="` + nqnPfx + `pvc-a"`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureDeleteOp("pvc-a", base+"/pvc-a.img", nqnPfx+"pvc-a") },
+			checks: []check{noDisk("pvc-a"), file(base+"/pvc-a.img", false)}},
+		{name: "delete leaves a disk with another NQN and its file",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=1M slot=pvc-a nvme-tcp-export=yes nvme-tcp-server-nqn="` + foreignNQN + `"`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureDeleteOp("pvc-a", base+"/pvc-a.img", nqnPfx+"pvc-a") },
+			checks: []check{disk("pvc-a", size, foreignNQN), file(base+"/pvc-a.img", true)}},
+		{name: "delete leaves a disk on another file and that file",
+			seed: `/disk add type=file file-path=storage-pool/other/pvc-a.img file-size=1M slot=pvc-a nvme-tcp-export=yes nvme-tcp-server-nqn="` + nqnPfx + `pvc-a"`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureDeleteOp("pvc-a", base+"/pvc-a.img", nqnPfx+"pvc-a") },
+			checks: []check{disk("pvc-a", size, nqnPfx+"pvc-a"), file("storage-pool/other/pvc-a.img", true)}},
+		{name: "delete of nothing, a leftover file goes",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=2M slot=tmp; /disk remove [find slot=tmp]`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureDeleteOp("pvc-a", base+"/pvc-a.img", nqnPfx+"pvc-a") },
+			checks: []check{file(base+"/pvc-a.img", false)}},
+		{name: "grow a smaller disk",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=1M slot=pvc-a`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureGrowOp("pvc-a", base+"/pvc-a.img", 4<<20) },
+			checks: []check{disk("pvc-a", 4<<20, "pvc-a")}},
+		{name: "grow never shrinks",
+			seed: `/disk add type=file file-path=` + base + `/pvc-a.img file-size=8M slot=pvc-a`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureGrowOp("pvc-a", base+"/pvc-a.img", 4<<20) },
+			checks: []check{disk("pvc-a", 8<<20, "pvc-a")}},
+		{name: "grow of a disk on another file does nothing",
+			seed: `/disk add type=file file-path=storage-pool/other/pvc-a.img file-size=1M slot=pvc-a`,
+			op:   func(c *rds.SSHClient) (rds.BatchOp, error) { return c.EnsureGrowOp("pvc-a", base+"/pvc-a.img", 4<<20) },
+			checks: []check{disk("pvc-a", 1<<20, "pvc-a")}},
+	}
+	for _, f := range formats {
+		for _, tc := range cases {
+			t.Run(f.name+"/"+tc.name, func(t *testing.T) {
+				srv := startSim(t, sim.Options{JSON: f.json, CRLF: f.crlf})
+				if tc.seed != "" {
+					seed := tc.seed
+					if !f.json { // the old release names the NQN nvme-tcp-name
+						seed = strings.ReplaceAll(seed, "nvme-tcp-server-nqn=", srv.NQNProperty()+"=")
+					}
+					if out := srv.Exec(seed); out != "" {
+						t.Fatalf("seed: %s", out)
+					}
+				}
+				cfg := clientConfig(t, srv)
+				cfg.User, cfg.DisableJSON = f.user, f.noJSON
+				c := newClient(t, cfg)
+				op, err := tc.op(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := c.Batch(ctxT(t), []rds.BatchOp{op}, []string{"pvc-a"})
+				if err != nil || res.Err != nil || !res.Read {
+					t.Fatal(err, res.Err, res.Read)
+				}
+				if res.Status[0] != rds.BatchOK {
+					t.Errorf("status %v", res.Status[0])
+				}
+				for _, ch := range tc.checks {
+					ch(t, srv)
+				}
+			})
 		}
 	}
 }

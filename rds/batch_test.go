@@ -36,14 +36,17 @@ func TestParseBatch(t *testing.T) {
 		{name: "index out of range", out: m + " ok 0\n" + m + " ok 7\n", n: 2, want: []BatchStatus{O, U}},
 		{name: "second chunk numbers from first", out: m + " ok 3\n" + m + " err 4\n", first: 3, n: 2, want: []BatchStatus{O, F}},
 		{name: "CRLF", out: m + " ok 0\r\n" + m + " err 1\r\n", n: 2, want: []BatchStatus{O, F}},
-		{name: "read between marks", out: m + " ok 0\n" + m + " read\n[{\"slot\":\"a\"}]\n" + m + " end\n", n: 1,
+		{name: "read between marks", out: m + " ok 0\n" + m + " read\n[{\"slot\":\"a\"}]\n" + m + " files\n[]\n" + m + " end\n", n: 1,
 			want: []BatchStatus{O}, read: "[{\"slot\":\"a\"}]\n", whole: true},
-		{name: "read cut before its end", out: m + " ok 0\n" + m + " read\n[{\"slot\":", n: 1,
-			want: []BatchStatus{O}, read: "[{\"slot\":\n", whole: false},
+		{name: "read cut before its end", out: m + " ok 0\n" + m + " read\n[{\"slot\":\"a\"}]\n" + m + " files\n[", n: 1,
+			want: []BatchStatus{O}, read: "[{\"slot\":\"a\"}]\n", whole: false},
+		{name: "end without files is not whole", out: m + " ok 0\n" + m + " read\n[]\n" + m + " end\n", n: 1,
+			want: []BatchStatus{O}, read: "[]\n", whole: false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st, read, whole := parseBatch(tc.out, nonce, tc.first, tc.n)
+			st, sections, whole := parseBatch(tc.out, nonce, tc.first, tc.n)
+			read := sections["read"]
 			if len(st) != len(tc.want) {
 				t.Fatalf("statuses %v, want %v", st, tc.want)
 			}
