@@ -27,7 +27,7 @@ const MaxConfigMapData = 1 << 20
 
 // DefaultAttempts bounds the read-edit-write rounds of one Update when
 // other writers keep winning.
-const DefaultAttempts = 10
+const DefaultAttempts = 30
 
 // LayerRef names a ConfigMap that holds a layer: configmap://NAMESPACE/NAME.
 type LayerRef struct{ Namespace, Name string }

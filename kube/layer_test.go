@@ -164,8 +164,8 @@ func TestLayerGivesUpAfterAttempts(t *testing.T) {
 		srv.Put(ns, name, map[string]string{kube.LayerKey: fmt.Sprintf("apiVersion: rds-reconcile/v1\nkind: State\nvolumes: [{name: pvc-x%d, size: 1Gi}]\n", n)})
 	}
 	err := l.Update(ctx, addVolume("pvc-b"))
-	if !errors.Is(err, kube.ErrConflict) || !strings.Contains(err.Error(), "10 times in a row") {
-		t.Fatalf("error %v, want a conflict after 10 attempts", err)
+	if !errors.Is(err, kube.ErrConflict) || !strings.Contains(err.Error(), fmt.Sprintf("%d times in a row", kube.DefaultAttempts)) {
+		t.Fatalf("error %v, want a conflict after %d attempts", err, kube.DefaultAttempts)
 	}
 	if srv.Count("conflict") != kube.DefaultAttempts {
 		t.Errorf("%d conflicts, want %d", srv.Count("conflict"), kube.DefaultAttempts)
