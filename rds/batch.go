@@ -354,8 +354,10 @@ func batchRead(mark string, slots []string, rc readCommands) string {
 func chunkBatch(ops []BatchOp, read []string, p Profile, nonce string, rc readCommands) []batchChunk {
 	mark := batchMark(nonce)
 	// Room kept in each line for the read of its slots and files.
-	const readRoom = 512
-	perSlot := 32 + 2*maxSlotLen + len(rc.v.base)
+	readRoom, perSlot := 0, 0
+	if len(read) > 0 {
+		readRoom, perSlot = 512, 32+2*maxSlotLen+len(rc.v.base)
+	}
 	var chunks []batchChunk
 	var items []string
 	size := 0

@@ -37,6 +37,9 @@ func (ap *applier) runPhase(ctx context.Context, phase Phase, actions []Action) 
 	if len(order) == 0 {
 		return
 	}
+	if phase.Side() == SideRDS && ap.runBatched(ctx, order, groups) {
+		return
+	}
 	limit := ap.r.opts.Parallelism
 	if phase.Side() == SideRDS {
 		limit = ap.r.opts.RDSParallelism
@@ -156,8 +159,10 @@ func (ap *applier) doRDS(ctx context.Context, a Action) (uint, error) {
 		})
 	case KindGrow:
 		return ap.retry(ctx, a, func(uint) error { return r.opts.RDS.Grow(ctx, a.Slot, a.Size) })
-	case KindDelete:
+	case KindDelete, KindDeleteSnapshot:
 		return ap.retry(ctx, a, func(uint) error { return r.opts.RDS.Delete(ctx, a.Slot, a.FilePath) })
+	case KindCreateSnapshot, KindCreateFrom:
+		return ap.doCopy(ctx, a)
 	case KindRemoveFile:
 		return ap.retry(ctx, a, func(uint) error {
 			if err := r.opts.RDS.RemoveFile(ctx, a.FilePath); err != nil && !errors.Is(err, rds.ErrNotFound) {

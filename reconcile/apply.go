@@ -283,6 +283,9 @@ func (rc *recorder) retried(ctx context.Context, ev RetryEvent) {
 func (rc *recorder) blockedBy(a Action) (Kind, bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	if k, ok := sourceNeeds(a, rc.failed[a.Source]); ok {
+		return k, true
+	}
 	return blockedBy(a, rc.failed[a.Volume])
 }
 

@@ -25,6 +25,17 @@ func Describe(a Action) string {
 		return fmt.Sprintf("delete disk %s and its file %s (%s)", a.Slot, a.FilePath, size(a.Size))
 	case KindRemoveFile:
 		return fmt.Sprintf("remove leftover file %s", a.FilePath)
+	case KindCreateSnapshot:
+		return fmt.Sprintf("snapshot volume %s into disk %s: %s file %s, not exported", a.Source, a.Slot, size(a.Size), a.FilePath)
+	case KindCreateFrom:
+		grow := ""
+		if a.FromSize > 0 && a.Size > a.FromSize {
+			grow = fmt.Sprintf(" grown from %s", size(a.FromSize))
+		}
+		return fmt.Sprintf("create disk %s from %s %s: %s%s file %s, export %s port %d", a.Slot, a.SourceKind, a.Source, size(a.Size), grow,
+			a.FilePath, a.NQN, a.Port) + admits(a)
+	case KindDeleteSnapshot:
+		return fmt.Sprintf("delete snapshot %s and its file %s (%s)", a.Slot, a.FilePath, size(a.Size))
 	case KindConnect:
 		return fmt.Sprintf("connect %s at %s:%d (%s)", a.NQN, a.Address, a.Port, timeoutsOf(a.Timeouts))
 	case KindSetTimeouts:

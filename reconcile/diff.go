@@ -79,6 +79,7 @@ func Diff(st *spec.State, obs *Observed, host string, sc Scope) *Plan {
 	d := newDiffer(st, obs, host, sc)
 	d.ownControllers(ownerOf(st, obs).forHost(host))
 	d.volumes()
+	d.snapshots()
 	if len(sc.Volumes) == 0 {
 		d.undeclared()
 	}
@@ -300,8 +301,14 @@ func (d *differ) undeclared() {
 	for _, v := range d.st.Volumes {
 		declared[v.Name] = true
 	}
+	for _, s := range d.st.Snapshots { // their files are snapshots.go's
+		declared[s.Name] = true
+	}
 	prune := d.sc.Prune
 	diskFiles := map[string]bool{}
+	for _, s := range d.obs.RDS.Snapshots {
+		diskFiles[s.FilePath] = true
+	}
 	for _, disk := range d.obs.RDS.Disks {
 		diskFiles[disk.FilePath] = true
 		if declared[disk.Slot] {
@@ -473,7 +480,8 @@ func Fingerprint(st *spec.State, obs *Observed, host string, sc Scope) string {
 	o := *obs
 	if o.RDS != nil {
 		// Exports decide ownership, so they count; pool free space does not.
-		inv := rds.Inventory{Disks: slices.Clone(o.RDS.Disks), Files: slices.Clone(o.RDS.Files), Exports: slices.Clone(o.RDS.Exports)}
+		inv := rds.Inventory{Disks: slices.Clone(o.RDS.Disks), Files: slices.Clone(o.RDS.Files), Exports: slices.Clone(o.RDS.Exports),
+			Snapshots: slices.Clone(o.RDS.Snapshots)}
 		o.RDS = &inv
 	}
 	o.Controllers = slices.Clone(o.Controllers)

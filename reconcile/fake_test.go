@@ -67,6 +67,10 @@ func (f *fakeRDS) List(ctx context.Context) (rds.Inventory, error) {
 	f.lists++
 	var inv rds.Inventory
 	for _, d := range f.disks {
+		if rds.IsSnapshotSlot(d.Slot, "t-") && !d.Export { // the test state's slot prefix
+			inv.Snapshots = append(inv.Snapshots, d)
+			continue
+		}
 		inv.Disks = append(inv.Disks, d)
 	}
 	for n, s := range f.files {

@@ -16,7 +16,12 @@ import (
 // volume fails at once (not retryable) and its connect is skipped, the others
 // converge; a second reconcile converges everything.
 func TestIntegrationFailingCommand(t *testing.T) {
-	srv, c := simClient(t, sim.Options{})
+	// A disk nobody manages fills the pool so that the third create does
+	// not fit: RouterOS refuses that one in the middle of the batch.
+	srv, c := simClient(t, sim.Options{Backend: sim.NewMemoryBackend(56 << 20)})
+	if out := srv.Exec(`/disk add type=file file-path=storage-pool/other/x.img file-size=24M slot=other`); out != "" {
+		t.Fatal(out)
+	}
 	h, err := fabsim.Open(t.TempDir(), fabsim.Options{ManagedPrefixes: []string{spec.DefaultNQNPrefix}})
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +33,6 @@ func TestIntegrationFailingCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.SetFaults(sim.Faults{FailNext: []string{"failure: not enough space"}})
 	res, err := r.Apply(ctx, st, p, ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +48,7 @@ func TestIntegrationFailingCommand(t *testing.T) {
 			t.Errorf("%s %s: %d attempts for a terminal error", ar.Action.Kind, ar.Action.Volume, ar.Attempts)
 		}
 	}
+	srv.Exec(`/disk remove [find slot=other]; /file remove [find name="storage-pool/other/x.img"]`)
 	res, err = r.Reconcile(ctx, st, Full(false))
 	if err != nil || res.Err() != nil {
 		t.Fatalf("second reconcile: %v %v", err, res.Err())

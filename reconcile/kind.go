@@ -22,6 +22,10 @@ const (
 	KindDisconnect       Kind = "disconnect"        // volume no longer attached here
 	KindDisconnectOrphan Kind = "disconnect-orphan" // undeclared managed controller
 	KindBlocked          Kind = "blocked"           // a safety rule stops the action
+	// Snapshots, restores and clones (snapshots.go).
+	KindCreateSnapshot Kind = "create-snapshot" // copy a volume's disk into a snapshot disk, never exported
+	KindCreateFrom     Kind = "create-from"     // create a volume's disk as a copy of a snapshot or volume, exported
+	KindDeleteSnapshot Kind = "delete-snapshot" // delete a snapshot's disk and its file
 )
 
 // Side is what an action changes: the RDS or this host.
@@ -77,19 +81,25 @@ var kindTable = [...]kindSpec{
 	{kind: KindCreate, mark: "+", phase: PhaseRDS, side: SideRDS, bucket: BucketCreate},
 	{kind: KindFixExport, mark: "~", phase: PhaseRDS, side: SideRDS, bucket: BucketChange},
 	{kind: KindGrow, mark: "~", phase: PhaseRDS, side: SideRDS, bucket: BucketChange},
+	// A snapshot runs after the creates and grows of its volume's phase;
+	// a copy after the snapshots it may be made from (Action.Source: a
+	// copy whose source's create failed is skipped, see sourceNeeds).
+	{kind: KindCreateSnapshot, mark: "+", phase: PhaseRDSSnapshot, side: SideRDS, bucket: BucketCreate},
+	{kind: KindCreateFrom, mark: "+", phase: PhaseRDSCopy, side: SideRDS, bucket: BucketCreate},
 	{kind: KindConnect, mark: "+", phase: PhaseHost, side: SideHost, bucket: BucketCreate,
-		needs: []Kind{KindCreate, KindFixExport}},
+		needs: []Kind{KindCreate, KindCreateFrom, KindFixExport}},
 	{kind: KindSetTimeouts, mark: "~", phase: PhaseHost, side: SideHost, bucket: BucketChange},
 	{kind: KindRescan, mark: "~", phase: PhaseHost, side: SideHost, bucket: BucketChange,
-		needs: []Kind{KindCreate, KindGrow, KindFixExport}},
+		needs: []Kind{KindCreate, KindCreateFrom, KindGrow, KindFixExport}},
 	{kind: KindReconnect, mark: "-/+", phase: PhaseHost, side: SideHost, bucket: BucketChange,
-		needs: []Kind{KindCreate, KindFixExport}},
+		needs: []Kind{KindCreate, KindCreateFrom, KindFixExport}},
 	{kind: KindDisconnect, mark: "x", phase: PhaseHostDetach, side: SideHost, bucket: BucketDisconnect, destructive: true},
 	{kind: KindDisconnectOrphan, mark: "x", phase: PhaseHostDetach, side: SideHost, bucket: BucketDisconnect, destructive: true},
 	{kind: KindDelete, mark: "-", phase: PhaseRDSDelete, side: SideRDS, bucket: BucketDelete, destructive: true,
 		needs: []Kind{KindDisconnect}},
 	{kind: KindRemoveFile, mark: "-", phase: PhaseRDSDelete, side: SideRDS, bucket: BucketDelete, destructive: true,
 		needs: []Kind{KindDisconnect, KindDelete}},
+	{kind: KindDeleteSnapshot, mark: "-", phase: PhaseRDSDelete, side: SideRDS, bucket: BucketDelete, destructive: true},
 	// The phase of a blocked action is its Wanted's (Diff sets it); PhaseRDS
 	// here only keeps Kind.Phase total.
 	{kind: KindBlocked, mark: "!", phase: PhaseRDS, bucket: BucketBlocked},
@@ -165,6 +175,10 @@ type Phase int
 // Phases, in execution order.
 const (
 	PhaseRDS Phase = iota
+	// PhaseRDSSnapshot: snapshots, once the volumes they copy exist.
+	PhaseRDSSnapshot
+	// PhaseRDSCopy: volumes created as copies, once their sources exist.
+	PhaseRDSCopy
 	PhaseHost
 	PhaseHostDetach
 	PhaseRDSDelete
@@ -181,6 +195,8 @@ type phaseSpec struct {
 // phaseTable lists the phases in execution order. Read-only.
 var phaseTable = [...]phaseSpec{
 	{PhaseRDS, "rds", SideRDS, "create and repair"},
+	{PhaseRDSSnapshot, "rds-snapshot", SideRDS, "snapshot"},
+	{PhaseRDSCopy, "rds-copy", SideRDS, "restore and clone"},
 	{PhaseHost, "host", SideHost, "connect and update"},
 	{PhaseHostDetach, "host-detach", SideHost, "disconnect"},
 	{PhaseRDSDelete, "rds-delete", SideRDS, "delete"},

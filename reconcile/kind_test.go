@@ -98,7 +98,8 @@ func TestKindTable(t *testing.T) {
 		}
 	}
 	for _, k := range []Kind{KindCreate, KindFixExport, KindGrow, KindConnect, KindSetTimeouts, KindRescan,
-		KindReconnect, KindDisconnect, KindDisconnectOrphan, KindDelete, KindRemoveFile, KindBlocked} {
+		KindReconnect, KindDisconnect, KindDisconnectOrphan, KindDelete, KindRemoveFile, KindBlocked,
+		KindCreateSnapshot, KindCreateFrom, KindDeleteSnapshot} {
 		if !seen[k] {
 			t.Errorf("%s missing from kindTable", k)
 		}
@@ -123,15 +124,20 @@ func TestKindProperties(t *testing.T) {
 		{KindCreate, "+", PhaseRDS, true, BucketCreate, false, nil},
 		{KindFixExport, "~", PhaseRDS, true, BucketChange, false, nil},
 		{KindGrow, "~", PhaseRDS, true, BucketChange, false, nil},
-		{KindConnect, "+", PhaseHost, false, BucketCreate, false, []Kind{KindCreate, KindFixExport}},
+		{KindConnect, "+", PhaseHost, false, BucketCreate, false, []Kind{KindCreate, KindCreateFrom, KindFixExport}},
 		{KindSetTimeouts, "~", PhaseHost, false, BucketChange, false, nil},
-		{KindRescan, "~", PhaseHost, false, BucketChange, false, []Kind{KindCreate, KindGrow, KindFixExport}},
-		{KindReconnect, "-/+", PhaseHost, false, BucketChange, false, []Kind{KindCreate, KindFixExport}},
+		{KindRescan, "~", PhaseHost, false, BucketChange, false, []Kind{KindCreate, KindCreateFrom, KindGrow, KindFixExport}},
+		{KindReconnect, "-/+", PhaseHost, false, BucketChange, false, []Kind{KindCreate, KindCreateFrom, KindFixExport}},
 		{KindDisconnect, "x", PhaseHostDetach, false, BucketDisconnect, true, nil},
 		{KindDisconnectOrphan, "x", PhaseHostDetach, false, BucketDisconnect, true, nil},
 		{KindDelete, "-", PhaseRDSDelete, true, BucketDelete, true, []Kind{KindDisconnect}},
 		{KindRemoveFile, "-", PhaseRDSDelete, true, BucketDelete, true, []Kind{KindDisconnect, KindDelete}},
 		{KindBlocked, "!", PhaseRDS, false, BucketBlocked, false, nil},
+		// Snapshots, restores and clones: a copy's wait for its source is
+		// Action.Source's (sourceNeeds), not a kind of its own volume.
+		{KindCreateSnapshot, "+", PhaseRDSSnapshot, true, BucketCreate, false, nil},
+		{KindCreateFrom, "+", PhaseRDSCopy, true, BucketCreate, false, nil},
+		{KindDeleteSnapshot, "-", PhaseRDSDelete, true, BucketDelete, true, nil},
 	}
 	for _, tt := range tests {
 		k := tt.kind
@@ -150,6 +156,8 @@ func TestPhaseTable(t *testing.T) {
 		title string
 	}{
 		{PhaseRDS, "rds", "RDS: create and repair"},
+		{PhaseRDSSnapshot, "rds-snapshot", "RDS: snapshot"},
+		{PhaseRDSCopy, "rds-copy", "RDS: restore and clone"},
 		{PhaseHost, "host", "Host node-a: connect and update"},
 		{PhaseHostDetach, "host-detach", "Host node-a: disconnect"},
 		{PhaseRDSDelete, "rds-delete", "RDS: delete"},
@@ -174,7 +182,7 @@ func TestPhaseTable(t *testing.T) {
 			t.Errorf("UnmarshalText(%q) = %d, %v", tt.name, back, err)
 		}
 	}
-	if got := fmt.Sprint(Phases()); got != "[rds host host-detach rds-delete]" {
+	if got := fmt.Sprint(Phases()); got != "[rds rds-snapshot rds-copy host host-detach rds-delete]" {
 		t.Errorf("Phases() = %s", got)
 	}
 }

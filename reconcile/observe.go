@@ -145,6 +145,7 @@ func (o *Observed) sort() {
 	if o.RDS != nil {
 		slices.SortFunc(o.RDS.Disks, func(a, b rds.Disk) int { return strings.Compare(a.Slot, b.Slot) })
 		slices.SortFunc(o.RDS.Exports, func(a, b rds.Disk) int { return strings.Compare(a.Slot, b.Slot) })
+		slices.SortFunc(o.RDS.Snapshots, func(a, b rds.Disk) int { return strings.Compare(a.Slot, b.Slot) })
 		slices.SortFunc(o.RDS.Files, func(a, b rds.File) int { return strings.Compare(a.Name, b.Name) })
 	}
 	slices.SortFunc(o.Controllers, func(a, b fabric.Controller) int {

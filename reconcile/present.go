@@ -48,6 +48,8 @@ func (d *differ) presentDisk(v *spec.Volume) diskOutcome {
 		d.block(KindCreate, RuleLeftover, Action{Volume: v.Name, Slot: v.Name, FilePath: fp,
 			Reason: fmt.Sprintf("file %s exists without a disk: remove it or adopt it by hand", fp)})
 		return diskOutcome{noDisk: true}
+	case disk == nil && v.From != nil:
+		return d.createFrom(v, fp)
 	case disk == nil:
 		a := Action{Kind: KindCreate, Volume: v.Name, Slot: v.Name, FilePath: fp, Size: want, Port: d.port, NQN: d.st.NQN(v.Name),
 			Reason: "disk does not exist"}
@@ -58,6 +60,7 @@ func (d *differ) presentDisk(v *spec.Volume) diskOutcome {
 	if disk.FilePath != fp {
 		d.drift(Drift{Volume: v.Name, Where: "rds", Field: "file-path", Want: fp, Got: disk.FilePath})
 	}
+	d.sourceIgnored(v)
 	d.export(v, disk)
 	return diskOutcome{growing: d.grow(v, disk)}
 }

@@ -26,6 +26,9 @@ type RDS interface {
 	Grow(ctx context.Context, slot string, size int64) error
 	Delete(ctx context.Context, slot, filePath string) error
 	RemoveFile(ctx context.Context, path string) error
+	// Copy makes a disk as a copy of another's file (snapshots, restores
+	// and clones).
+	Copy(ctx context.Context, r rds.CopyRequest) error
 }
 
 // Fabric is what the reconciler needs from this host's NVMe side;
@@ -103,6 +106,11 @@ type Action struct {
 	// AllowHosts (policy.exportACL; empty = any host).
 	SetAllowHosts bool     `json:"setAllowHosts,omitempty"`
 	AllowHosts    []string `json:"allowHosts,omitempty"`
+	// Source is the slot a create-snapshot or create-from copies, and
+	// SourceKind what it is ("volume" or "snapshot"): a copy waits for its
+	// source's create in the same apply.
+	Source     string `json:"source,omitempty"`
+	SourceKind string `json:"sourceKind,omitempty"`
 
 	// Host side.
 	Address      string           `json:"address,omitempty"`

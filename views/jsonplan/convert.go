@@ -43,7 +43,7 @@ func FromAction(a reconcile.Action) Action {
 		Kind: string(a.Kind), Volume: a.Volume, Controller: a.Controller, Reason: a.Reason, Blocked: a.Blocked,
 		Wanted: string(a.Wanted), Phase: a.Phase.String(),
 		Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, FromSize: a.FromSize, Port: a.Port, NQN: a.NQN,
-		SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts,
+		SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts, Source: a.Source, SourceKind: a.SourceKind,
 		Address: a.Address, HostNQN: a.HostNQN, Timeouts: fromTimeouts(a.Timeouts), FromTimeouts: fromTimeouts(a.FromTimeouts),
 	}
 }
@@ -99,7 +99,7 @@ func (a *Action) toAction() (reconcile.Action, error) {
 		Kind: reconcile.Kind(a.Kind), Volume: a.Volume, Controller: a.Controller, Reason: a.Reason, Blocked: a.Blocked,
 		Wanted: reconcile.Kind(a.Wanted), Phase: ph,
 		Slot: a.Slot, FilePath: a.FilePath, Size: a.Size, FromSize: a.FromSize, Port: a.Port, NQN: a.NQN,
-		SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts,
+		SetAllowHosts: a.SetAllowHosts, AllowHosts: a.AllowHosts, Source: a.Source, SourceKind: a.SourceKind,
 		Address: a.Address, HostNQN: a.HostNQN, Timeouts: a.Timeouts.toFabric(), FromTimeouts: a.FromTimeouts.toFabric(),
 	}, nil
 }

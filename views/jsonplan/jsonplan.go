@@ -52,7 +52,7 @@ type Action struct {
 	Reason     string `json:"reason"`
 	Blocked    string `json:"blocked,omitempty"`
 	Wanted     string `json:"wanted,omitempty"`
-	// Phase is rds, host, host-detach or rds-delete.
+	// Phase is rds, rds-snapshot, rds-copy, host, host-detach or rds-delete.
 	Phase string `json:"phase"`
 
 	Slot          string   `json:"slot,omitempty"`
@@ -63,6 +63,10 @@ type Action struct {
 	NQN           string   `json:"nqn,omitempty"`
 	SetAllowHosts bool     `json:"setAllowHosts,omitempty"`
 	AllowHosts    []string `json:"allowHosts,omitempty"`
+	// Source is what a create-snapshot or create-from copies: a slot,
+	// SourceKind "volume" or "snapshot".
+	Source     string `json:"source,omitempty"`
+	SourceKind string `json:"sourceKind,omitempty"`
 
 	Address      string    `json:"address,omitempty"`
 	HostNQN      string    `json:"hostNQN,omitempty"`

@@ -45,6 +45,8 @@ var schemaV1 = []string{
 	"actions[].nqn string omitempty",
 	"actions[].setAllowHosts bool omitempty",
 	"actions[].allowHosts []string omitempty",
+	"actions[].source string omitempty",
+	"actions[].sourceKind string omitempty",
 	"actions[].address string omitempty",
 	"actions[].hostNQN string omitempty",
 	"actions[].timeouts object omitempty",
