@@ -35,12 +35,15 @@ type csiFlags struct {
 	stateDir      string
 	files         []string
 	metricsListen string
-	driverName    string
-	maxVolumes    int64
-	kubeletDir    string
-	git           gitFlags
-	layer         string // "" (the file in the state dir) or configmap://NS/NAME
-	kubeconfig    string
+	// trafficEvery is how often the controller samples the RDS disk
+	// counters for /metrics (0: never).
+	trafficEvery time.Duration
+	driverName   string
+	maxVolumes   int64
+	kubeletDir   string
+	git          gitFlags
+	layer        string // "" (the file in the state dir) or configmap://NS/NAME
+	kubeconfig   string
 }
 
 func newCSICmd(g *globals) *cobra.Command {
@@ -106,6 +109,7 @@ and disconnects orphaned managed controllers.`,
 	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/rds-reconcile", "folder of the CSI layers (csi-volumes.yaml, node-<id>.yaml)")
 	fl.StringArrayVarP(&f.files, "file", "f", nil, "base state file (repeatable); required for the controller")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9808)")
+	fl.DurationVar(&f.trafficEvery, "traffic-interval", time.Minute, "controller with --metrics-listen: how often to read the RDS disk I/O counters for /metrics (0: never)")
 	fl.StringVar(&f.driverName, "driver-name", csi.DefaultDriverName, "CSI driver name")
 	fl.Int64Var(&f.maxVolumes, "max-volumes-per-node", 0, "volumes a node may hold (0: no limit)")
 	fl.StringVar(&f.kubeletDir, "kubelet-dir", csi.DefaultKubeletDir, "the kubelet's root directory: the node mounts, unmounts and removes only below it")
@@ -238,6 +242,12 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 			return &exitError{code: 1, err: err}
 		}
 		defer stop()
+		stopTraffic, err := pollTraffic(ctx, f, opts.Controller, reg, log)
+		if err != nil {
+			lis.Close()
+			return &exitError{code: 1, err: err}
+		}
+		defer stopTraffic()
 	}
 	if gb != nil {
 		gctx, stop := context.WithCancel(ctx)
@@ -292,6 +302,37 @@ func nodeFabric(g *globals, base *spec.State, layer *spec.Store) (fabric.Host, e
 		return nil, fmt.Errorf("--fabric %q: the CSI node needs a host fabric (linux or sim:DIR)", g.fabric)
 	}
 	return h, nil
+}
+
+// pollTraffic samples the RDS disk counters of every managed disk each
+// --traffic-interval for /metrics (a List and a monitor-traffic: two round
+// trips), when this process is a controller; the returned stop waits for
+// the poller.
+func pollTraffic(ctx context.Context, f *csiFlags, cc *csi.ControllerConfig, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	if cc == nil || f.trafficEvery <= 0 {
+		return func() {}, nil
+	}
+	src, ok := cc.Inventory.(interface {
+		reconcile.TrafficSource
+		List(ctx context.Context) (rds.Inventory, error)
+	})
+	if !ok {
+		return func() {}, nil
+	}
+	tr, err := reconcile.NewTraffic(reg, src, reconcile.TrafficOptions{Every: f.trafficEvery, Logger: log.With("component", "traffic")})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Poll(pctx, func(ctx context.Context) ([]string, error) {
+			inv, err := src.List(ctx)
+			return reconcile.ManagedSlots(inv), err
+		})
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 func serveCSIMetrics(ctx context.Context, addr string, reg *prometheus.Registry) (func(), error) {
@@ -448,6 +489,15 @@ func (b *gitBase) Capacity(ctx context.Context) (rds.Capacity, error) {
 		return rds.Capacity{}, err
 	}
 	return c.Capacity(ctx)
+}
+
+// Traffic reads disk counters with the client of the current base.
+func (b *gitBase) Traffic(ctx context.Context, slots []string) (map[string]rds.DiskTraffic, error) {
+	c, err := b.warm()
+	if err != nil {
+		return nil, err
+	}
+	return c.Traffic(ctx, slots)
 }
 
 // List lists the RDS (volume health) with the client of the current base.

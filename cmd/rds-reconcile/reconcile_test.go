@@ -404,6 +404,17 @@ func TestRunServesMetricsAndStatus(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
+	// The pass ends with one sample of both disks' RDS counters (right
+	// after /status has the pass's status).
+	for _, want := range []string{`rds_reconcile_disk_write_ops_total{volume="t-a"}`, `rds_reconcile_disk_read_bytes_total{volume="t-b"}`,
+		"rds_reconcile_disk_traffic_errors_total 0", "rds_reconcile_disk_traffic_timestamp_seconds "} {
+		for code, body := get("/metrics"); code != 200 || !strings.Contains(body, want); code, body = get("/metrics") {
+			if time.Now().After(deadline) {
+				t.Fatalf("/metrics lacks %q:\n%s", want, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// A second apply while run holds the lock is refused.
 	if code, _, errOut := e.cli("apply", "-f", e.state, "--auto-approve"); code != 1 || !strings.Contains(errOut, "locked") {
 		t.Errorf("apply during run: exit %d %q", code, errOut)

@@ -265,6 +265,16 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	m.SetRevision(rev)
 	r := w.reconciler(g, f.parallelism, m)
+	// Per-disk I/O counters: sampled after a pass's closing observation,
+	// at most once per 0.9 x --interval (the shortest jittered wait), so
+	// every timed pass samples and file-triggered passes do not add
+	// round trips. Only with an RDS to ask.
+	var traffic *reconcile.Traffic
+	if w.rds != nil {
+		if traffic, err = reconcile.NewTraffic(reg, w.rds, reconcile.TrafficOptions{Every: f.interval * 9 / 10, Logger: log}); err != nil {
+			return fail(err)
+		}
+	}
 	ls := newLoopState(f.interval, f.stuckAfter)
 	load := func(ctx context.Context) (*spec.State, string, error) {
 		st, err := loadState(f.files)
@@ -374,6 +384,9 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 
 		AllowMassDetach: f.massOK,
 		Load:            load,
+		OnPass: func(p reconcile.PassResult) {
+			_, _ = traffic.Sample(ctx, reconcile.TrafficSlots(p.Status)) // logged and counted by Traffic
+		},
 	}
 	err = r.Run(ctx, ls.track(lo))
 	log.Info("reconcile loop stopped")
