@@ -58,11 +58,13 @@ grep -q "$B.*its host NQN is another declared host's" /tmp/rr.out || fail "plan 
 
 step "vm's attachment removed: vm's controller goes, other's stays live and untouched"
 rwx_state "other"
-rr_rc 2 plan --detailed-exitcode -f /tmp/state.yaml
+# vm is left with no volume: the guard for a state that suddenly declares
+# nothing for a host holds the disconnect back (!) without the switch.
+rr_rc 3 plan --detailed-exitcode -f /tmp/state.yaml
+grep -E "^ *! +would disconnect $A " /tmp/rr.out || fail "plan does not hold back the disconnect of $A"
+rr_rc 2 plan --detailed-exitcode --allow-mass-detach -f /tmp/state.yaml
 grep -E "^ *x +disconnect $A " /tmp/rr.out || fail "plan does not disconnect $A"
 grep -E "disconnect $B " /tmp/rr.out && fail "plan disconnects other's controller $B"
-# vm is left with no volume: the guard for a state that suddenly declares
-# nothing for a host wants the explicit switch.
 rr_rc 0 apply --auto-approve --allow-mass-detach -f /tmp/state.yaml
 wait_for 30 "$A gone" gone "$A"
 assert_eq "$B" "$(ctrl "$N")" "rwx-a's controller after vm let go"
