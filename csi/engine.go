@@ -2,6 +2,8 @@ package csi
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/reconcile"
 	"github.com/rds-reconcile/rds-reconcile/spec"
@@ -12,15 +14,65 @@ type Engine interface {
 	Reconcile(ctx context.Context, st *spec.State, sc reconcile.Scope) (*reconcile.Result, error)
 }
 
+// ensureEngine is an Engine that can also converge volumes in one RDS
+// session (*reconcile.Reconciler with an RDS client and no host side).
+type ensureEngine interface {
+	EnsureMany(ctx context.Context, items []reconcile.EnsureItem) []*reconcile.Result
+}
+
+// DefaultGather is how long a one-session call waits for others to share
+// its RDS session with while another batch is in flight (see
+// EngineOptions.Gather).
+const DefaultGather = 2 * time.Millisecond
+
+// EngineOptions tune FromEngineWith.
+type EngineOptions struct {
+	// Gather: a call of one volume that finds a one-session batch in
+	// flight waits for it to end and then up to Gather more for other
+	// calls, and they all go in the next batch: concurrent calls share
+	// sessions, each with its own verdict. A call with nothing in flight
+	// goes at once, so sequential calls never wait. Zero means
+	// DefaultGather; negative sends every call alone.
+	Gather time.Duration
+}
+
 // FromEngine adapts the reconcile package's Reconciler: a reconcile that
 // ran but left an action failed, skipped, blocked or still planned is an
 // error (the volume has not converged), with the RDS and fabric errors
 // still reachable through errors.Is (rds.ErrNoSpace -> ResourceExhausted).
-func FromEngine(e Engine) Reconciler { return engineAdapter{e} }
+//
+// A call of one volume first tries the one-session path (an Engine with
+// EnsureMany: the write and its read back in one RDS command line, shared
+// with concurrent calls); when that does not show the volume converged,
+// the full reconcile runs as before and gives the errors.
+func FromEngine(e Engine) Reconciler { return FromEngineWith(e, EngineOptions{}) }
 
-type engineAdapter struct{ e Engine }
+// FromEngineWith is FromEngine with options.
+func FromEngineWith(e Engine, o EngineOptions) Reconciler {
+	if o.Gather == 0 {
+		o.Gather = DefaultGather
+	}
+	a := &engineAdapter{e: e}
+	if en, ok := e.(ensureEngine); ok {
+		a.g = &gatherer{e: en, window: o.Gather}
+	}
+	return a
+}
 
-func (a engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope) error {
+type engineAdapter struct {
+	e Engine
+	g *gatherer // nil: no one-session path
+}
+
+func (a *engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope) error {
+	if a.g != nil && len(sc.Volumes) == 1 && !sc.Orphans {
+		if res := a.g.ensure(ctx, reconcile.EnsureItem{State: st, Volume: sc.Volumes[0]}); res != nil {
+			return res.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	// The mass-detach guard is for files people edit; the CSI layers are
 	// written whole by the driver itself, and the node's full run at start
 	// is the seed's orphan cleanup.
@@ -29,4 +81,80 @@ func (a engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope) 
 		return err
 	}
 	return res.Err()
+}
+
+// gatherer coalesces concurrent one-session calls (group commit): a call
+// with no batch in flight goes at once; calls arriving while one is in
+// flight wait for it, then up to window more, and go together in one
+// EnsureMany (one RDS session), each getting its own verdict.
+type gatherer struct {
+	e      ensureEngine
+	window time.Duration
+
+	mu      sync.Mutex
+	busy    bool    // a batch is in flight
+	pending []*call // waiting for the next batch
+}
+
+type call struct {
+	item reconcile.EnsureItem
+	res  *reconcile.Result
+	done chan struct{}
+}
+
+// ensure returns item's result, or nil when it did not converge in one
+// session (or ctx ended first): the caller then reconciles as usual.
+func (g *gatherer) ensure(ctx context.Context, item reconcile.EnsureItem) *reconcile.Result {
+	if g.window < 0 {
+		return g.e.EnsureMany(ctx, []reconcile.EnsureItem{item})[0]
+	}
+	c := &call{item: item, done: make(chan struct{})}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	lead := !g.busy
+	g.busy = true
+	g.mu.Unlock()
+	if lead {
+		// The batch outlives any one caller's context: its result is
+		// shared, and RouterOS bounds each command (commandTimeout).
+		go g.run(context.WithoutCancel(ctx))
+	}
+	select {
+	case <-c.done:
+		return c.res
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// run sends batches until nobody waits: the first at once (its leader had
+// nothing in flight); when calls came while a batch was in flight, the
+// next waits the gathering window for more to join them.
+func (g *gatherer) run(ctx context.Context) {
+	for {
+		g.mu.Lock()
+		calls := g.pending
+		g.pending = nil
+		if len(calls) == 0 {
+			g.busy = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		items := make([]reconcile.EnsureItem, len(calls))
+		for i, c := range calls {
+			items[i] = c.item
+		}
+		out := g.e.EnsureMany(ctx, items)
+		for i, c := range calls {
+			c.res = out[i]
+			close(c.done)
+		}
+		g.mu.Lock()
+		more := len(g.pending) > 0
+		g.mu.Unlock()
+		if more {
+			time.Sleep(g.window)
+		}
+	}
 }

@@ -91,6 +91,7 @@ type env struct {
 	kubelet  string // the node's kubelet directory: staging and target paths go below it
 	nodeID   string
 	client   *rds.SSHClient
+	srv      *rdssim.Server // sessions and commands, for assertions
 	host     *fabsim.Host
 	loops    *loopDevices
 	mounter  Mounter
@@ -147,7 +148,7 @@ volumes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	e := &env{dir: dir, base: base, stateDir: filepath.Join(dir, "state"), kubelet: filepath.Join(dir, "kubelet"), nodeID: "node-1", client: client,
+	e := &env{dir: dir, base: base, stateDir: filepath.Join(dir, "state"), kubelet: filepath.Join(dir, "kubelet"), nodeID: "node-1", client: client, srv: srv,
 		loops: &loopDevices{dir: filepath.Join(dir, "loops")}, mounter: LinuxMounter{}}
 	for _, d := range []string{e.stateDir, e.kubelet, e.loops.dir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {

@@ -153,7 +153,7 @@ func csiRows(ctx context.Context, latency time.Duration, n int) ([]row, error) {
 		return nil, err
 	}
 	defer srv.Close()
-	dir, err := os.MkdirTemp("", "benchtable-")
+	dir, err := os.MkdirTemp(os.Getenv("BENCH_LAYER_DIR"), "benchtable-")
 	if err != nil {
 		return nil, err
 	}
