@@ -260,7 +260,7 @@ func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerG
 		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
 		csi.ControllerServiceCapability_RPC_GET_VOLUME,
-	}, c.healthCaps()...) {
+	}, append(c.healthCaps(), snapshotCaps()...)...) {
 		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
 			Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
 	}
@@ -283,9 +283,6 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, invalid("%v", err)
 	}
-	if req.GetVolumeContentSource() != nil {
-		return nil, invalid("volume content sources (snapshots, clones) are not supported")
-	}
 	params, err := ParseParams(req.GetParameters())
 	if err != nil {
 		return nil, invalid("%v", err)
@@ -300,6 +297,13 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	}
 	st, err := c.desired(ctx)
 	if err != nil {
+		return nil, err
+	}
+	from, srcSize, err := contentSource(st, req.GetVolumeContentSource())
+	if err != nil {
+		return nil, err
+	}
+	if size, err = sourceSize(size, srcSize, req.GetCapacityRange()); err != nil {
 		return nil, err
 	}
 	name := VolumeName(req.GetName(), st.Target.SlotPrefix)
@@ -327,11 +331,14 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			if !sameAccess(v.Access, access) {
 				return status.Errorf(codes.AlreadyExists, "volume %q exists with another access mode (single node or multi-writer block)", name)
 			}
+			if !sameSource(v.From, from) {
+				return status.Errorf(codes.AlreadyExists, "volume %q exists with another content source", name)
+			}
 			size = v.Size.Bytes
 			return errUnchanged
 		}
 		nv := spec.Volume{Name: name, State: spec.Present, Size: spec.Quantity{Bytes: size},
-			Connection: params.Connection, FSType: params.FSType, Access: access}
+			Connection: params.Connection, FSType: params.FSType, Access: access, From: from}
 		if v := l.Volume(name); v != nil {
 			*v = nv // a tombstone left by an unfinished delete
 		} else {
@@ -362,6 +369,7 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		VolumeId:      name,
 		CapacityBytes: size,
 		VolumeContext: volumeContext(st, v),
+		ContentSource: csiContentSource(v.From),
 	}}, nil
 }
 
@@ -427,7 +435,9 @@ func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	}
 	err = c.update(ctx, func(l *spec.State) error {
 		i := slices.IndexFunc(l.Volumes, func(v spec.Volume) bool { return v.Name == id && v.State == spec.Absent })
-		if i < 0 {
+		if i < 0 || stillNamed(l, id) {
+			// A snapshot or a clone's source still names it: the
+			// tombstone keeps the name declared (snapshots.go).
 			return errUnchanged
 		}
 		l.Volumes = slices.Delete(l.Volumes, i, i+1)
@@ -650,7 +660,7 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 
 // csiVolume describes a volume of st for ListVolumes and ControllerGetVolume.
 func csiVolume(st *spec.State, v *spec.Volume) (*csi.Volume, []string) {
-	return &csi.Volume{VolumeId: v.Name, CapacityBytes: v.Size.Bytes, VolumeContext: volumeContext(st, v)},
+	return &csi.Volume{VolumeId: v.Name, CapacityBytes: v.Size.Bytes, VolumeContext: volumeContext(st, v), ContentSource: csiContentSource(v.From)},
 		publishedIDs(st, v.Attachments)
 }
 

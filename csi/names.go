@@ -24,7 +24,8 @@ const hashedNamePrefix = "csi-"
 // name without storing the CSI name anywhere.
 func VolumeName(csiName, slotPrefix string) string {
 	if len(csiName) <= spec.MaxVolumeNameLen && dnsLabelRE.MatchString(csiName) &&
-		strings.HasPrefix(csiName, slotPrefix) && !strings.HasPrefix(csiName, slotPrefix+hashedNamePrefix) {
+		strings.HasPrefix(csiName, slotPrefix) && !strings.HasPrefix(csiName, slotPrefix+hashedNamePrefix) &&
+		!spec.IsSnapshotName(csiName, slotPrefix) { // that name space is the snapshots' (SnapshotName)
 		return csiName
 	}
 	sum := sha256.Sum256([]byte(csiName))
