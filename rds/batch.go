@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MaxBatchBytes bounds the command line of one batch. How long an exec
@@ -157,6 +158,18 @@ func (c *SSHClient) RemoveFileOp(path string) (BatchOp, error) {
 // chunk that could not be sent or understood leaves its items unknown
 // (BatchResult.Err says why).
 func (c *SSHClient) Batch(ctx context.Context, ops []BatchOp, read []string) (BatchResult, error) {
+	return c.batch(ctx, ops, read, false)
+}
+
+// BatchUnordered is Batch for items that need no order between them
+// (each volume's one write of an apply phase): when they take several
+// lines, the lines are sent side by side within MaxSessions, so N writes
+// cost about N/(lines per session slot) round trips of wall time.
+func (c *SSHClient) BatchUnordered(ctx context.Context, ops []BatchOp, read []string) (BatchResult, error) {
+	return c.batch(ctx, ops, read, true)
+}
+
+func (c *SSHClient) batch(ctx context.Context, ops []BatchOp, read []string, unordered bool) (BatchResult, error) {
 	res := BatchResult{Status: make([]BatchStatus, len(ops)), Read: len(read) > 0}
 	if len(ops) == 0 && len(read) == 0 {
 		return res, nil
@@ -193,45 +206,78 @@ func (c *SSHClient) Batch(ctx context.Context, ops []BatchOp, read []string) (Ba
 	if err != nil {
 		return res, &Error{Op: "batch", Err: err}
 	}
-	for _, ch := range chunkBatch(ops, read, p, nonce, rc) {
-		if err := ctx.Err(); err != nil {
-			if res.Sessions == 0 {
-				return res, c.ctxError("batch", "", "", err, false)
-			}
-			if res.Err == nil {
-				res.Err = err
-			}
-			break
+	chunks := chunkBatch(ops, read, p, nonce, rc)
+	outs := make([]chunkOut, len(chunks))
+	if unordered && len(chunks) > 1 {
+		// The caller's items need no order between them: the lines go
+		// side by side, within the session slots (MaxSessions).
+		var wg sync.WaitGroup
+		for i := range chunks {
+			wg.Go(func() { outs[i] = c.runChunk(ctx, chunks[i], nonce, rc) })
 		}
-		res.Sessions++
-		out, err := c.run(ctx, "batch", "", ch.script, true)
-		if err != nil {
-			if res.Err == nil {
-				res.Err = err
+		wg.Wait()
+	} else {
+		for i := range chunks {
+			if err := ctx.Err(); err != nil {
+				if i == 0 {
+					return res, c.ctxError("batch", "", "", err, false)
+				}
+				outs[i] = chunkOut{err: err}
+				continue
 			}
+			outs[i] = c.runChunk(ctx, chunks[i], nonce, rc)
+		}
+	}
+	for i, o := range outs {
+		if o.sent {
+			res.Sessions++
+		}
+		copy(res.Status[chunks[i].first:], o.status)
+		res.Inventory.Disks = append(res.Inventory.Disks, o.inv.Disks...)
+		res.Inventory.Files = append(res.Inventory.Files, o.inv.Files...)
+		if len(chunks[i].read) > 0 && !o.read {
 			res.Read = false
-			continue
 		}
-		st, sections, whole := parseBatch(out, nonce, ch.first, len(ch.ops))
-		copy(res.Status[ch.first:], st)
-		if len(ch.read) == 0 {
-			continue
-		}
-		if !whole {
-			res.Read = false
-			if res.Err == nil {
-				res.Err = &Error{Op: "batch", Command: ch.script, Output: capOutput(out), Err: fmt.Errorf("%w: batch answer cut before its end mark", ErrConnection)}
-			}
-			continue
-		}
-		if err := c.batchInventory(&res.Inventory, ch, sections, rc.json); err != nil {
-			res.Read = false
-			if res.Err == nil {
-				res.Err = err
-			}
+		if o.err != nil && res.Err == nil {
+			res.Err = o.err
 		}
 	}
 	return res, nil
+}
+
+// chunkOut is what one line of a batch did.
+type chunkOut struct {
+	sent   bool
+	status []BatchStatus // nil: all unknown
+	inv    Inventory
+	read   bool // the chunk's read came back whole
+	err    error
+}
+
+// runChunk sends one line of a batch and reads its answer.
+func (c *SSHClient) runChunk(ctx context.Context, ch batchChunk, nonce string, rc readCommands) chunkOut {
+	o := chunkOut{sent: true}
+	out, err := c.run(ctx, "batch", "", ch.script, true)
+	if err != nil {
+		o.err = err
+		return o
+	}
+	st, sections, whole := parseBatch(out, nonce, ch.first, len(ch.ops))
+	o.status = st
+	if len(ch.read) == 0 {
+		return o
+	}
+	if !whole {
+		o.err = &Error{Op: "batch", Command: ch.script, Output: capOutput(out), Err: fmt.Errorf("%w: batch answer cut before its end mark", ErrConnection)}
+		return o
+	}
+	if err := c.batchInventory(&o.inv, ch, sections, rc.json); err != nil {
+		o.err = err
+		o.inv = Inventory{}
+		return o
+	}
+	o.read = true
+	return o
 }
 
 // batchInventory adds the disks and files a chunk's read showed to inv:

@@ -26,6 +26,7 @@ type batcher interface {
 	DeleteOp(slot, filePath string) (rds.BatchOp, error)
 	RemoveFileOp(path string) (rds.BatchOp, error)
 	Batch(ctx context.Context, ops []rds.BatchOp, read []string) (rds.BatchResult, error)
+	BatchUnordered(ctx context.Context, ops []rds.BatchOp, read []string) (rds.BatchResult, error)
 }
 
 // batchOp is the batch item of a, or false when a is not batched: a kind
@@ -99,8 +100,17 @@ func (ap *applier) runBatched(ctx context.Context, order []string, groups map[st
 	if len(ops) < 2 {
 		return false
 	}
+	// One write per volume needs no order between the lines of a long
+	// batch: they go side by side. A volume with several keeps them in
+	// order, so then the lines go one after the other.
+	send := b.BatchUnordered
+	for _, g := range plan {
+		if len(g.head) > 1 {
+			send = b.Batch
+		}
+	}
 	t0 := time.Now()
-	res, err := b.Batch(ctx, ops, nil)
+	res, err := send(ctx, ops, nil)
 	took := time.Since(t0)
 	if err != nil {
 		// Nothing was sent: every action goes its own way.
