@@ -72,7 +72,7 @@ func snapshotCases() []diffCase {
 			disks: []rds.Disk{disk("t-a", gi)}, want: []string{"blocked:create-from t-r"}, rule: RuleNoSource},
 		{name: "snapshot of a copy made by the same plan waits for the next pass",
 			volumes: volPlain + "  - {name: t-c, size: 1Gi, source: {volume: t-a}}\nsnapshots:\n  - {name: t-snap-c, volume: t-c}\n",
-			disks: []rds.Disk{disk("t-a", gi)}, want: []string{"blocked:create-snapshot t-snap-c", "create-from t-c"}, rule: RuleNoSource},
+			disks:   []rds.Disk{disk("t-a", gi)}, want: []string{"blocked:create-snapshot t-snap-c", "create-from t-c"}, rule: RuleNoSource},
 		{name: "snapshot of an absent volume that is gone", volumes: "  - {name: t-a, state: absent}\n" + snapA,
 			want: []string{"blocked:create-snapshot t-snap-a"}, rule: RuleNoSource},
 		{name: "snapshot outlives its volume", volumes: "  - {name: t-a, state: absent}\n" + snapA,
