@@ -41,6 +41,7 @@ demo: ## walk through apply on the built-in simulator (no root needed)
 
 bench: ## run the benchmarks (numbers in README.md come from here)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+	$(GO) run ./internal/benchtable
 
 e2e: ## end to end in a QEMU VM with the real kernel NVMe/TCP stack (root)
 	./e2e/run.sh

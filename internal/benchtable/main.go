@@ -66,6 +66,7 @@ func run(w io.Writer, args []string) error {
 	lat := fs.String("latency", "20ms,0s", "session latencies the simulator charges, comma-separated")
 	ns := fs.String("n", "20,100,1000", "apply sizes (new volumes), comma-separated")
 	csiN := fs.Int("csi", 20, "CSI calls per work item")
+	shm := fs.String("tmpfs", "/dev/shm", "a tmpfs directory for a second run of the CSI rows with the controller's layer file there (no fsync cost), to tell the RDS's share from the layer's; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,12 +88,18 @@ func run(w io.Writer, args []string) error {
 	}
 	ctx := context.Background()
 	var rows []row
+	layers := []string{""}
+	if fi, err := os.Stat(*shm); *shm != "" && err == nil && fi.IsDir() {
+		layers = append(layers, *shm)
+	}
 	for _, l := range lats {
-		r, err := csiRows(ctx, l, *csiN)
-		if err != nil {
-			return err
+		for _, dir := range layers {
+			r, err := csiRows(ctx, l, *csiN, dir)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r...)
 		}
-		rows = append(rows, r...)
 		for _, n := range sizes {
 			r, err := applyRow(ctx, l, n)
 			if err != nil {
@@ -145,7 +152,9 @@ func measure(srv *sim.Server, fn func() error) (int64, int64, time.Duration, err
 	return srv.Sessions() - s0, srv.Statements() - c0, time.Since(t0), err
 }
 
-func csiRows(ctx context.Context, latency time.Duration, n int) ([]row, error) {
+// csiRows measures the CSI calls, the controller's layer file in layerDir
+// ("" = the default temporary directory, on disk).
+func csiRows(ctx context.Context, latency time.Duration, n int, layerDir string) ([]row, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srv, err := simServer(ctx, latency)
@@ -153,7 +162,7 @@ func csiRows(ctx context.Context, latency time.Duration, n int) ([]row, error) {
 		return nil, err
 	}
 	defer srv.Close()
-	dir, err := os.MkdirTemp(os.Getenv("BENCH_LAYER_DIR"), "benchtable-")
+	dir, err := os.MkdirTemp(layerDir, "benchtable-")
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +226,9 @@ target:
 	}
 	var rows []row
 	add := func(work string, p peer, fn func() error) error {
+		if layerDir != "" {
+			work += " (layer in tmpfs)"
+		}
 		s, c, wall, err := measure(srv, fn)
 		if err != nil {
 			return fmt.Errorf("%s: %w", work, err)
