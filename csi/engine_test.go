@@ -45,7 +45,10 @@ func TestOneSessionPerCall(t *testing.T) {
 	if err != nil || d.Size != 32*mib {
 		t.Fatalf("after expand: %+v %v", d, err)
 	}
-	sessions("delete", func() error { _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "pvc-one"}); return err })
+	sessions("delete", func() error {
+		_, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "pvc-one"})
+		return err
+	})
 	if ds := e.srv.Disks(); len(ds) != 0 {
 		t.Errorf("disks after delete: %+v", ds)
 	}
