@@ -124,10 +124,11 @@ func (ap *applier) runBatched(ctx context.Context, order []string, groups map[st
 	}
 	// Unknown creates may have run: one look at the live state for all.
 	var seen map[string]bool
+	looked := false
 	for gi := range plan {
 		for j, a := range plan[gi].head {
-			if a.Kind == KindCreate && res.Status[plan[gi].ops[j]] == rds.BatchUnknown && seen == nil {
-				seen = ap.existing(ctx)
+			if a.Kind == KindCreate && res.Status[plan[gi].ops[j]] == rds.BatchUnknown && !looked {
+				seen, looked = ap.existing(ctx), true
 			}
 		}
 	}
