@@ -27,7 +27,8 @@ csi_up() {
 wait_for 30 "csi socket $C/csi.sock" csi_up
 
 # sanity ACCESS: csi-sanity with volumes of ACCESS type (mount or block); it
-# skips by itself what the driver does not advertise (snapshots, clones, ...).
+# skips by itself what the driver does not advertise (modify, group
+# snapshots, ...); snapshots, restores and clones run since issue 13.
 sanity() {
 	step "csi-sanity, access type $1"
 	_out=$C/sanity-$1.out
