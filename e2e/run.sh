@@ -6,7 +6,7 @@
 # Needs root on Debian 12 (it installs what is missing with apt-get).
 # Environment:
 #   E2E_SCENARIOS   space/comma separated scenario names (default: all, in order)
-#   E2E_VM_TIMEOUT  seconds the whole VM run may take (default 480)
+#   E2E_VM_TIMEOUT  seconds the whole VM run may take (default 1200)
 #   E2E_CACHE       kernel cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/rds-reconcile-e2e)
 #   E2E_WORK        build/work folder (default e2e/work, gitignored)
 #   E2E_STRICT=1    count SKIP as failure
@@ -21,7 +21,7 @@ export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 E2E="$REPO/e2e"
 CACHE=${E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rds-reconcile-e2e}
 WORK=${E2E_WORK:-$E2E/work}
-VM_TIMEOUT=${E2E_VM_TIMEOUT:-480}
+VM_TIMEOUT=${E2E_VM_TIMEOUT:-1200}
 export PATH="/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
 
 T0=$(date +%s)

@@ -1,3 +1,4 @@
+# e2e-timeout: 420
 # csi-sanity: kubernetes-csi's csi-sanity (csi-test, the version go.mod pins)
 # against `rds-reconcile csi --mode all` on the real kernel: nvmet target
 # through the sim, nvme-tcp host, real /dev/nvmeXnY, mkfs.ext4, mount(2),
