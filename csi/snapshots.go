@@ -4,7 +4,8 @@ package csi
 // ListSnapshots, and the content source of CreateVolume. A snapshot lives
 // in the controller's layer like a volume (spec.Snapshot), and the same
 // reconciler makes it on the RDS: a copy of the volume's disk, never
-// exported (docs/csi.md, "Snapshots").
+// exported (docs/csi.md, "Controller"; docs/reconcile.md, "Snapshots,
+// restores and clones").
 
 import (
 	"context"
