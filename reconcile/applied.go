@@ -72,6 +72,9 @@ func (d *differ) desired(v *spec.Volume) map[string]string {
 	if v.Size.Bytes > 0 {
 		f[key("rds", "size")] = v.Size.String()
 	}
+	// The source the disk was made from, so a source changed later is
+	// noted as ignored (snapshots.go); "" for an empty disk.
+	f[key("rds", "source")] = v.From.String()
 	if set, hosts := d.wantAllowHosts(v); set {
 		f[key("rds", "allow-hosts")] = fmtAllowHosts(hosts)
 	}

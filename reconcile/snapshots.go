@@ -181,9 +181,28 @@ func (d *differ) createFrom(v *spec.Volume, fp string) diskOutcome {
 }
 
 // sourceIgnored notes a volume whose disk exists while its source is
-// gone or not the kind it names: the source is used only at creation.
+// gone, or differs from the one apply recorded when it last converged the
+// volume (changed or added later): a source is used only at creation.
 func (d *differ) sourceIgnored(v *spec.Volume) {
-	if v.From == nil || d.obs.RDS == nil {
+	if d.obs.RDS == nil {
+		return
+	}
+	if rec, ok := d.obs.Applied[v.Name]; ok {
+		if was, ok := rec[key("rds", "source")]; ok && was != v.From.String() {
+			from := was
+			if from == "" {
+				from = "none (an empty disk)"
+			}
+			to := v.From.String()
+			if to == "" {
+				to = "none"
+			}
+			d.p.Notes = append(d.p.Notes, fmt.Sprintf("volume %s: source changed from %s to %s since its disk was made: ignored (a source is used only when the disk is created)",
+				v.Name, from, to))
+			return
+		}
+	}
+	if v.From == nil {
 		return
 	}
 	src := v.From.Name()

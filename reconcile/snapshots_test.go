@@ -210,3 +210,37 @@ func TestSnapshotInfixAgrees(t *testing.T) {
 		t.Errorf("spec says %q, rds says %q: one rule, two places", spec.SnapshotInfix, rds.SnapshotInfix)
 	}
 }
+
+// TestSourceChangedLater: a source changed (or added) after apply made the
+// disk is noted as ignored, from the applied record; nothing is planned.
+func TestSourceChangedLater(t *testing.T) {
+	c := snapshotCases()[2] // the restore from a snapshot that exists
+	st, fr, _, r, _, sc := c.setup(t)
+	r.opts.AppliedFile = t.TempDir() + "/applied.json"
+	ctx := context.Background()
+	if res, err := r.Reconcile(ctx, st, sc); err != nil || res.Err() != nil {
+		t.Fatalf("reconcile: %v %v", err, res.Err())
+	}
+	fr.addDisk(snapDisk("t-snap-b", gi))
+	for _, tc := range []struct {
+		from *spec.VolumeSource
+		note string
+	}{
+		{&spec.VolumeSource{Snapshot: "t-snap-b"}, "volume t-r: source changed from snapshot t-snap-a to snapshot t-snap-b since its disk was made: ignored"},
+		{nil, "volume t-r: source changed from snapshot t-snap-a to none since its disk was made: ignored"},
+		{&spec.VolumeSource{Snapshot: "t-snap-a"}, ""},
+	} {
+		st.Volume("t-r").From = tc.from
+		p, err := r.Plan(ctx, st, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.HasChanges() {
+			t.Errorf("%v: plan %q", tc.from, summarize(p))
+		}
+		got := strings.Join(p.Notes, "\n")
+		if (tc.note == "") != !strings.Contains(got, "source changed") || !strings.Contains(got, tc.note) {
+			t.Errorf("%v: notes %q, want %q", tc.from, p.Notes, tc.note)
+		}
+	}
+}
