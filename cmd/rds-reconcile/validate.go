@@ -85,8 +85,12 @@ func summary(files []string, st *spec.State) string {
 			present++
 		}
 	}
-	return fmt.Sprintf("%s: valid: %s (%d present, %d absent), %s",
+	line := fmt.Sprintf("%s: valid: %s (%d present, %d absent), %s",
 		strings.Join(files, ", "), plural(len(st.Volumes), "volume"), present, absent, plural(len(st.Hosts), "host"))
+	if len(st.Snapshots) > 0 { // said only when there are some: the line stays as it was without
+		line += ", " + plural(len(st.Snapshots), "snapshot")
+	}
+	return line
 }
 
 func plural(n int, word string) string {

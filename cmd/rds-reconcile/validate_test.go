@@ -41,7 +41,7 @@ func TestValidateHomelab(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	if want := homelab + ": valid: 5 volumes (4 present, 1 absent), 3 hosts\n"; out != want {
+	if want := homelab + ": valid: 5 volumes (4 present, 1 absent), 3 hosts, 2 snapshots\n"; out != want {
 		t.Errorf("stdout = %q, want %q", out, want)
 	}
 }
