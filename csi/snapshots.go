@@ -109,7 +109,9 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 		return nil, status.Errorf(codes.AlreadyExists, "snapshot %q is declared in %s, not by CSI; choose another name", name, s.Source)
 	}
 	now := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+	created := false
 	err = c.update(ctx, func(l *spec.State) error {
+		created = false // the edit may run again on a fresh read
 		if s := l.Snapshot(name); s != nil && s.State != spec.Absent {
 			if s.Volume != v.Name {
 				return status.Errorf(codes.AlreadyExists, "snapshot %q exists of volume %q, not %q", name, s.Volume, v.Name)
@@ -122,13 +124,18 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 		} else {
 			l.Snapshots = append(l.Snapshots, ns)
 		}
+		created = true
 		return nil
 	})
 	if err != nil {
 		return nil, statusOf("recording the snapshot", err)
 	}
 	if err := c.reconcile(ctx, name); err != nil {
-		return nil, statusOf("making the snapshot on the RDS", err)
+		s := statusOf("making the snapshot on the RDS", err)
+		if status.Code(s) == codes.ResourceExhausted && created {
+			c.forgetSnapshot(ctx, name) // as CreateVolume: the layer does not keep asking for it
+		}
+		return nil, s
 	}
 	if st, err = c.desired(ctx); err != nil {
 		return nil, err
@@ -195,6 +202,22 @@ func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshot
 		return nil, statusOf("dropping the tombstone", err)
 	}
 	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// forgetSnapshot drops a snapshot that could not be made (the pool is
+// full). Best effort, as forget.
+func (c *controller) forgetSnapshot(ctx context.Context, name string) {
+	err := c.update(ctx, func(l *spec.State) error {
+		i := slices.IndexFunc(l.Snapshots, func(s spec.Snapshot) bool { return s.Name == name })
+		if i < 0 {
+			return errUnchanged
+		}
+		l.Snapshots = slices.Delete(l.Snapshots, i, i+1)
+		return nil
+	})
+	if err != nil {
+		c.log.WarnContext(ctx, "could not drop the failed snapshot from the layer", "snapshot", name, "error", err)
+	}
 }
 
 // stillNamed reports whether a volume's source or a present snapshot of l

@@ -173,3 +173,25 @@ func TestSnapshotRestoreCloneOverSSH(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateSnapshotPoolFull: a snapshot the pool cannot hold is
+// ResourceExhausted and leaves nothing in the layer or on the RDS.
+func TestCreateSnapshotPoolFull(t *testing.T) {
+	e := newEnv(t, 40*mib) // the volume fits, its copy does not
+	_, conn, _ := e.serve(t, ModeController)
+	cc := csi.NewControllerClient(conn)
+	ctx := context.Background()
+	v, err := cc.CreateVolume(ctx, createReq("pvc-big", 24*mib, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cc.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "snapshot-big", SourceVolumeId: v.GetVolume().GetVolumeId()})
+	wantCode(t, err, codes.ResourceExhausted, "")
+	list, err := cc.ListSnapshots(ctx, &csi.ListSnapshotsRequest{})
+	if err != nil || len(list.GetEntries()) != 0 {
+		t.Errorf("ListSnapshots: %v %+v", err, list)
+	}
+	if n := len(e.srv.Disks()); n != 1 {
+		t.Errorf("%d disks on the RDS, want the volume only", n)
+	}
+}
