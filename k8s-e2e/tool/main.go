@@ -34,6 +34,9 @@ import (
 	"strings"
 	"time"
 
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"gopkg.in/yaml.v3"
 
 	"github.com/rds-reconcile/rds-reconcile/k8s-e2e/manifest"
@@ -41,7 +44,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tool ports|certs|kubeconfig|pod|project|basestate|storageclass|rds|wait-http ...")
+		fmt.Fprintln(os.Stderr, "usage: tool ports|certs|kubeconfig|pod|project|basestate|storageclass|rds|wait-http|nodeinfo ...")
 		os.Exit(2)
 	}
 	cmds := map[string]func(args []string, in io.Reader, out io.Writer) error{
@@ -54,6 +57,7 @@ func main() {
 		"storageclass": storageclass,
 		"rds":          rdsState,
 		"wait-http":    waitHTTP,
+		"nodeinfo":     nodeInfo,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -400,7 +404,7 @@ func project(args []string, in io.Reader, out io.Writer) error {
 // simulator's; target.ssh.privateKeyFile and knownHostsFile (paths in the
 // controller container, where the Secret is mounted) are mapped through that
 // container's mounts as its args are; hosts become the test's nodes
-// (NAME=NQN), since ControllerPublish attaches only to declared hosts.
+// (NAME=NQN) when --host is given; without it the shipped hosts stay.
 // Defaults, basePath, nqnPrefix and the rest are kept. Prints the ConfigMap,
 // ready for kubectl apply.
 func basestate(args []string, in io.Reader, out io.Writer) error {
@@ -492,11 +496,13 @@ func basestate(args []string, in io.Reader, out io.Writer) error {
 			&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
 				{Kind: yaml.ScalarNode, Value: "hostNQN"}, {Kind: yaml.ScalarNode, Value: nqn}}})
 	}
-	if n := lookup(&st, []string{"hosts"}); n != nil {
-		*n = *hostMap
-	} else {
-		top := st.Content[0]
-		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "hosts"}, hostMap)
+	if len(hosts) > 0 {
+		if n := lookup(&st, []string{"hosts"}); n != nil {
+			*n = *hostMap
+		} else {
+			top := st.Content[0]
+			top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "hosts"}, hostMap)
+		}
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -698,4 +704,25 @@ func waitHTTP(args []string, in io.Reader, out io.Writer) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// nodeinfo unix:///PATH: what node-driver-registrar asks a node plugin before
+// the kubelet writes the CSINode: NodeGetInfo's node id, printed.
+func nodeInfo(args []string, in io.Reader, out io.Writer) error {
+	if len(args) != 1 || !strings.HasPrefix(args[0], "unix://") {
+		return errors.New("usage: nodeinfo unix:///path/to/csi.sock")
+	}
+	conn, err := grpc.NewClient("unix://"+strings.TrimPrefix(args[0], "unix://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", args[0], err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := csipb.NewNodeClient(conn).NodeGetInfo(ctx, &csipb.NodeGetInfoRequest{})
+	if err != nil {
+		return fmt.Errorf("NodeGetInfo: %w", err)
+	}
+	_, err = fmt.Fprintln(out, resp.GetNodeId())
+	return err
 }

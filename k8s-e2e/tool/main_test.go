@@ -97,6 +97,51 @@ func TestBasestate(t *testing.T) {
 	}
 }
 
+// TestBasestateKeepsHosts: without --host the shipped hosts stay (nodes
+// register their NQN through their node id).
+func TestBasestateKeepsHosts(t *testing.T) {
+	var buf bytes.Buffer
+	if err := basestate([]string{
+		"--configmap", "../../examples/kubernetes/configmap.yaml",
+		"--controller", "../../examples/kubernetes/controller.yaml",
+		"--root", "/w/ctl", "--ssh", "127.0.0.1:2022",
+	}, nil, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(buf.Bytes(), &cm); err != nil {
+		t.Fatal(err)
+	}
+	var shipped struct {
+		Data map[string]string `yaml:"data"`
+	}
+	raw, err := os.ReadFile("../../examples/kubernetes/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &shipped); err != nil {
+		t.Fatal(err)
+	}
+	want, err := spec.LoadBytes("shipped", []byte(shipped.Data["base.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := spec.LoadBytes("rewritten", []byte(cm.Data["base.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Hosts) != len(want.Hosts) {
+		t.Errorf("hosts %v, want the shipped %v", got.Hosts, want.Hosts)
+	}
+	for name, h := range want.Hosts {
+		if got.Hosts[name].HostNQN != h.HostNQN {
+			t.Errorf("host %s: %q, want %q", name, got.Hosts[name].HostNQN, h.HostNQN)
+		}
+	}
+}
+
 func TestProject(t *testing.T) {
 	tests := []struct {
 		name, obj, mode, file, want string
