@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
@@ -559,6 +560,10 @@ func (n *node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 	}}, nil
 }
 
+// rescanWait bounds how long NodeExpandVolume waits for the kernel to show
+// the grown namespace after a rescan.
+const rescanWait = 5 * time.Second
+
 func (n *node) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	id, p := req.GetVolumeId(), req.GetVolumePath()
 	switch {
@@ -595,6 +600,20 @@ func (n *node) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRe
 	dev, c, err := n.device(ctx, st, id)
 	if err != nil {
 		return nil, statusOf("expanding", err)
+	}
+	// The kernel applies a rescan asynchronously: wait a little for the
+	// size asked for, so neither the answer nor the filesystem grow reads
+	// the old size.
+	want := req.GetCapacityRange().GetRequiredBytes()
+	for deadline := time.Now().Add(rescanWait); want > 0 && len(c.Namespaces) > 0 && c.Namespaces[0].Size < want && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil, statusOf("expanding", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if dev, c, err = n.device(ctx, st, id); err != nil {
+			return nil, statusOf("expanding", err)
+		}
 	}
 	var size int64
 	if len(c.Namespaces) > 0 {
