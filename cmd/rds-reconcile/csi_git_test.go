@@ -56,7 +56,10 @@ func startCSI(t *testing.T, args ...string) *csiServer {
 	maddr := ln.Addr().String()
 	ln.Close()
 	errb := runCSICommand(t, sock, append([]string{"csi", "--endpoint", "unix://" + sock, "--metrics-listen", maddr}, args...))
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The socket file exists from bind(2), a moment before listen(2): wait
+	// for readiness instead of failing an RPC with "connection refused".
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,10 @@ func startCSIProc(t *testing.T, args ...string) *csiProc {
 			t.Fatalf("no socket; stderr:\n%s", errb.String())
 		}
 	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The socket file exists from bind(2), a moment before listen(2): wait
+	// for readiness instead of failing an RPC with "connection refused".
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)))
 	if err != nil {
 		t.Fatal(err)
 	}
