@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -242,19 +243,7 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	// The loop reloads the state on every pass; this first load checks it
 	// and builds the wiring.
-	var (
-		w       *wiring
-		release func()
-		repo    *gitsync.Repo
-	)
-	if f.git.url != "" {
-		repo, w, release, err = openGit(ctx, g, f, reg)
-	} else {
-		if err := noGitFlags(cmd); err != nil {
-			return fail(err)
-		}
-		_, w, release, err = openLocked(ctx, g, f.files, f.stateDir)
-	}
+	repo, w, release, err := openRunState(cmd, g, f, reg)
 	if err != nil {
 		return err
 	}
@@ -265,115 +254,31 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	m.SetRevision(rev)
 	r := w.reconciler(g, f.parallelism, m)
-	// Per-disk I/O counters: sampled after a pass's closing observation,
-	// at most once per 0.9 x --interval (the shortest jittered wait), so
-	// every timed pass samples and file-triggered passes do not add
-	// round trips. Only with an RDS to ask.
-	var traffic *reconcile.Traffic
-	if w.rds != nil {
-		if traffic, err = reconcile.NewTraffic(reg, w.rds, reconcile.TrafficOptions{Every: f.interval * 9 / 10, Logger: log}); err != nil {
-			return fail(err)
-		}
+	traffic, err := runTraffic(reg, w, f, log)
+	if err != nil {
+		return fail(err)
 	}
 	ls := newLoopState(f.interval, f.stuckAfter)
-	load := func(ctx context.Context) (*spec.State, string, error) {
-		st, err := loadState(f.files)
-		if err != nil {
-			return nil, "", err
-		}
-		w.sizes.update(st)
-		return st, reconcile.Revision(ctx, f.files), nil
-	}
 	if repo != nil {
 		ls.git = repo.Status
 		ls.gitStaleAfter = f.git.staleAfter
 		if ls.gitStaleAfter <= 0 {
 			ls.gitStaleAfter = max(5*f.git.interval, 10*time.Minute)
 		}
-		// The tree changes only by a sync, and Read holds syncs off while
-		// the files are read: every load sees one whole commit.
-		load = func(ctx context.Context) (*spec.State, string, error) {
-			var st *spec.State
-			gs, err := repo.Read(ctx, func(files []string) error {
-				var err error
-				st, err = loadState(files)
-				return err
-			})
-			if err != nil {
-				return nil, gs.Short, err
-			}
-			w.sizes.update(st)
-			return st, gs.Short, nil
-		}
 	}
-
 	if f.listen != "" {
-		ln, err := net.Listen("tcp", f.listen)
+		shutdown, err := serveLoopHTTP(ctx, f.listen, loopHandler(reg, ls), log)
 		if err != nil {
-			return fail(fmt.Errorf("--listen: %w", err))
+			return fail(err)
 		}
-		srv, ln := newHTTPServer(ln, loopHandler(reg, ls), defaultHTTPLimits)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http server", "err", err)
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-		log.Info("serving /metrics, /healthz and /status", "addr", ln.Addr().String())
+		defer shutdown()
 	}
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	trigger := make(chan struct{})
-	// gctx ends the helpers below before the wiring is released.
+	// gctx ends the trigger helpers before the wiring is released.
 	gctx, stop := context.WithCancel(ctx)
-	var helpers sync.WaitGroup
+	trigger, helpers := runTriggers(gctx, repo, f.git.interval)
 	defer helpers.Wait()
 	defer stop()
-	send := func(c chan<- struct{}) bool {
-		select {
-		case c <- struct{}{}:
-			return true
-		case <-gctx.Done():
-			return false
-		}
-	}
-	// With --git, SIGHUP fetches first; a pass follows every fetch that
-	// moved the checkout, and every SIGHUP.
-	kick := trigger
-	if repo != nil {
-		kick = make(chan struct{})
-		helpers.Go(func() {
-			repo.Poll(gctx, f.git.interval, kick, func(moved, kicked bool) {
-				if moved || kicked {
-					send(trigger)
-				}
-			})
-		})
-	}
-	helpers.Go(func() {
-		for {
-			select {
-			case <-gctx.Done():
-				return
-			case <-hup:
-				if !send(kick) {
-					return
-				}
-			}
-		}
-	})
-	files := any(f.files)
-	if repo != nil {
-		gs := repo.Status()
-		files = fmt.Sprintf("%s %s %v", gs.URL, gs.Ref, f.git.paths)
-	}
-	log.Info("reconcile loop started", "files", files, "interval", f.interval, "settle", f.settle,
+	log.Info("reconcile loop started", "files", runSource(repo, f), "interval", f.interval, "settle", f.settle,
 		"allow_mass_detach", f.massOK, "host", g.host, "revision", rev)
 	lo := reconcile.LoopOptions{
 		Interval: f.interval,
@@ -383,7 +288,7 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 		Settle:   f.settle,
 
 		AllowMassDetach: f.massOK,
-		Load:            load,
+		Load:            runLoader(w, repo, f.files),
 		OnPass: func(p reconcile.PassResult) {
 			_, _ = traffic.Sample(ctx, reconcile.TrafficSlots(p.Status)) // logged and counted by Traffic
 		},
@@ -394,6 +299,134 @@ func runLoop(cmd *cobra.Command, g *globals, f *runFlags) error {
 		return fail(err)
 	}
 	return nil
+}
+
+// openRunState takes the lock and wires the first load of the state: from
+// git (repo non-nil) or from the files.
+func openRunState(cmd *cobra.Command, g *globals, f *runFlags, reg *prometheus.Registry) (*gitsync.Repo, *wiring, func(), error) {
+	if f.git.url != "" {
+		return openGit(cmd.Context(), g, f, reg)
+	}
+	if err := noGitFlags(cmd); err != nil {
+		return nil, nil, nil, &exitError{code: 1, err: err}
+	}
+	_, w, release, err := openLocked(cmd.Context(), g, f.files, f.stateDir)
+	return nil, w, release, err
+}
+
+// runTraffic samples per-disk I/O counters after a pass's closing
+// observation, at most once per 0.9 x --interval (the shortest jittered
+// wait), so every timed pass samples and file-triggered passes do not add
+// round trips. Only with an RDS to ask (nil otherwise; Sample on nil is a
+// no-op).
+func runTraffic(reg *prometheus.Registry, w *wiring, f *runFlags, log *slog.Logger) (*reconcile.Traffic, error) {
+	if w.rds == nil {
+		return nil, nil
+	}
+	return reconcile.NewTraffic(reg, w.rds, reconcile.TrafficOptions{Every: f.interval * 9 / 10, Logger: log})
+}
+
+// runLoader loads the state for one pass: the files, or with --git the
+// checkout, where Read holds syncs off while the files are read, so every
+// load sees one whole commit.
+func runLoader(w *wiring, repo *gitsync.Repo, files []string) func(context.Context) (*spec.State, string, error) {
+	if repo == nil {
+		return func(ctx context.Context) (*spec.State, string, error) {
+			st, err := loadState(files)
+			if err != nil {
+				return nil, "", err
+			}
+			w.sizes.update(st)
+			return st, reconcile.Revision(ctx, files), nil
+		}
+	}
+	return func(ctx context.Context) (*spec.State, string, error) {
+		var st *spec.State
+		gs, err := repo.Read(ctx, func(files []string) error {
+			var err error
+			st, err = loadState(files)
+			return err
+		})
+		if err != nil {
+			return nil, gs.Short, err
+		}
+		w.sizes.update(st)
+		return st, gs.Short, nil
+	}
+}
+
+// serveLoopHTTP serves /metrics, /healthz and /status on addr until the
+// returned shutdown is called.
+func serveLoopHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	srv, ln := newHTTPServer(ln, h, defaultHTTPLimits)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("serving /metrics, /healthz and /status", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// runTriggers turns SIGHUP (and with --git, a fetch that moved the
+// checkout) into passes: the returned channel. With --git, SIGHUP fetches
+// first; a pass follows every fetch that moved the checkout, and every
+// SIGHUP. The helpers end with ctx; wait for them with the WaitGroup.
+func runTriggers(ctx context.Context, repo *gitsync.Repo, gitInterval time.Duration) (chan struct{}, *sync.WaitGroup) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	trigger := make(chan struct{})
+	var helpers sync.WaitGroup
+	send := func(c chan<- struct{}) bool {
+		select {
+		case c <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	kick := trigger
+	if repo != nil {
+		kick = make(chan struct{})
+		helpers.Go(func() {
+			repo.Poll(ctx, gitInterval, kick, func(moved, kicked bool) {
+				if moved || kicked {
+					send(trigger)
+				}
+			})
+		})
+	}
+	helpers.Go(func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if !send(kick) {
+					return
+				}
+			}
+		}
+	})
+	return trigger, &helpers
+}
+
+// runSource names what the loop follows, for its first log line.
+func runSource(repo *gitsync.Repo, f *runFlags) any {
+	if repo == nil {
+		return f.files
+	}
+	gs := repo.Status()
+	return fmt.Sprintf("%s %s %v", gs.URL, gs.Ref, f.git.paths)
 }
 
 // openGit takes the lock of the state folder, opens the private clone in
