@@ -122,36 +122,12 @@ and disconnects orphaned managed controllers.`,
 
 func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 	log := g.logger().With("component", "csi")
-	mode := csi.Mode(f.mode)
-	switch mode {
-	case csi.ModeController, csi.ModeNode, csi.ModeAll:
-	default:
-		return &exitError{code: 2, err: fmt.Errorf("--mode %q: use controller, node or all", f.mode)}
+	mode, err := checkCSIFlags(g, f)
+	if err != nil {
+		return err
 	}
-	if f.nodeID == "" {
-		f.nodeID = g.host
-	}
-	if mode != csi.ModeNode && len(f.files) == 0 && f.git.url == "" {
-		return &exitError{code: 2, err: errors.New("the controller needs the base state: pass -f base.yaml (target, defaults, hosts) or --git URL")}
-	}
-	if f.git.url != "" {
-		if err := checkCSIGitFlags(mode, f); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
-	if mode == csi.ModeNode && (f.layer != "" || f.kubeconfig != "") {
-		return &exitError{code: 2, err: errors.New("--layer and --kubeconfig are the controller's: --mode node keeps its layer on the host")}
-	}
-	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
-		return &exitError{code: 2, err: fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir)}
-	}
-	// The state dir holds the layers and their locks: the owner's only,
-	// whatever mode an older version or the umask gave it.
-	if err := os.MkdirAll(f.stateDir, stateDirMode); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("--state-dir: %w", err)}
-	}
-	if err := os.Chmod(f.stateDir, stateDirMode); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("--state-dir: %w", err)}
+	if err := prepareStateDir(f.stateDir); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	rm, err := reconcile.NewMetrics(reg)
@@ -162,7 +138,7 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 
 	var base *spec.State
 	if len(f.files) > 0 {
-		if base, err = mustLoad(g, f.files); err != nil {
+		if base, err = loadOrReport(g, f.files); err != nil {
 			return err
 		}
 	}
@@ -181,46 +157,108 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		if base, err = gb.load(); err != nil && !errors.Is(err, csi.ErrNoBase) {
 			return &exitError{code: 1, err: fmt.Errorf("--git: %w", err)}
 		}
-		opts.Controller = &csi.ControllerConfig{
-			Base:       gb,
-			Layer:      layer,
-			Reconciler: gb,
-			Pool:       gb,
-			Inventory:  gb,
-		}
+		opts.Controller = &csi.ControllerConfig{Base: gb, Layer: layer, Reconciler: gb, Pool: gb, Inventory: gb}
 	}
 	if mode != csi.ModeNode && gb == nil {
-		client, err := newRDSClient(g, base)
+		cfg, closeRDS, err := fileController(g, f, base, layer, log, rm)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return err
 		}
-		if client == nil {
-			return &exitError{code: 1, err: errors.New("the controller needs target.ssh in the base state to reach the RDS")}
-		}
-		defer client.Close()
-		opts.Controller = &csi.ControllerConfig{
-			BaseFiles:  absFiles(f.files),
-			Layer:      layer,
-			Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: log.With("side", "rds"), Metrics: rm})),
-			Pool:       client,
-			Inventory:  client,
-		}
+		defer closeRDS()
+		opts.Controller = cfg
 	}
 	if mode != csi.ModeController {
-		layer := spec.OpenStore(filepath.Join(f.stateDir, "node-"+f.nodeID+".yaml"))
-		host, err := nodeFabric(g, base, layer)
-		if err != nil {
-			return &exitError{code: 1, err: err}
-		}
-		opts.Node = &csi.NodeConfig{
-			Layer: layer,
-			Host:  host,
-			Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{Fabric: host, Host: f.nodeID,
-				Logger: log.With("side", "host"), Metrics: rm})),
-			MaxVolumes: f.maxVolumes,
-			KubeletDir: f.kubeletDir,
+		if opts.Node, err = nodeConfig(g, f, base, log, rm); err != nil {
+			return err
 		}
 	}
+	return serveCSI(ctx, f, opts, gb, layer, reg, log)
+}
+
+// checkCSIFlags checks the flags that need no I/O and returns the mode;
+// --node-id defaults to --host.
+func checkCSIFlags(g *globals, f *csiFlags) (csi.Mode, error) {
+	usage := func(err error) (csi.Mode, error) { return "", &exitError{code: 2, err: err} }
+	mode := csi.Mode(f.mode)
+	switch mode {
+	case csi.ModeController, csi.ModeNode, csi.ModeAll:
+	default:
+		return usage(fmt.Errorf("--mode %q: use controller, node or all", f.mode))
+	}
+	if f.nodeID == "" {
+		f.nodeID = g.host
+	}
+	if mode != csi.ModeNode && len(f.files) == 0 && f.git.url == "" {
+		return usage(errors.New("the controller needs the base state: pass -f base.yaml (target, defaults, hosts) or --git URL"))
+	}
+	if f.git.url != "" {
+		if err := checkCSIGitFlags(mode, f); err != nil {
+			return usage(err)
+		}
+	}
+	if mode == csi.ModeNode && (f.layer != "" || f.kubeconfig != "") {
+		return usage(errors.New("--layer and --kubeconfig are the controller's: --mode node keeps its layer on the host"))
+	}
+	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
+		return usage(fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir))
+	}
+	return mode, nil
+}
+
+// prepareStateDir makes the state dir, which holds the layers and their
+// locks: the owner's only, whatever mode an older version or the umask
+// gave it.
+func prepareStateDir(dir string) error {
+	if err := os.MkdirAll(dir, stateDirMode); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("--state-dir: %w", err)}
+	}
+	if err := os.Chmod(dir, stateDirMode); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("--state-dir: %w", err)}
+	}
+	return nil
+}
+
+// fileController is the controller over base files: its own RDS client
+// (closed by the returned func).
+func fileController(g *globals, f *csiFlags, base *spec.State, layer controllerLayerStore, log *slog.Logger, rm *reconcile.Metrics) (*csi.ControllerConfig, func(), error) {
+	client, err := newRDSClient(g, base)
+	if err != nil {
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	if client == nil {
+		return nil, nil, &exitError{code: 1, err: errors.New("the controller needs target.ssh in the base state to reach the RDS")}
+	}
+	return &csi.ControllerConfig{
+		BaseFiles:  absFiles(f.files),
+		Layer:      layer,
+		Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: log.With("side", "rds"), Metrics: rm})),
+		Pool:       client,
+		Inventory:  client,
+	}, func() { client.Close() }, nil
+}
+
+// nodeConfig is the node plugin: its layer on the host (node-<id>.yaml)
+// and this host's fabric.
+func nodeConfig(g *globals, f *csiFlags, base *spec.State, log *slog.Logger, rm *reconcile.Metrics) (*csi.NodeConfig, error) {
+	layer := spec.OpenStore(filepath.Join(f.stateDir, "node-"+f.nodeID+".yaml"))
+	host, err := nodeFabric(g, base, layer)
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	return &csi.NodeConfig{
+		Layer: layer,
+		Host:  host,
+		Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{Fabric: host, Host: f.nodeID,
+			Logger: log.With("side", "host"), Metrics: rm})),
+		MaxVolumes: f.maxVolumes,
+		KubeletDir: f.kubeletDir,
+	}, nil
+}
+
+// serveCSI starts the driver, then serves CSI (and with --metrics-listen
+// the metrics and the traffic poll; with --git the base's polling) until
+// ctx ends.
+func serveCSI(ctx context.Context, f *csiFlags, opts csi.Options, gb *gitBase, layer controllerLayerStore, reg *prometheus.Registry, log *slog.Logger) error {
 	d, err := csi.New(opts)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -249,22 +287,17 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 		}
 		defer stopTraffic()
 	}
+	attrs := []any{"endpoint", f.endpoint, "mode", opts.Mode, "node", f.nodeID, "stateDir", f.stateDir, "layer", layerName(layer)}
 	if gb != nil {
 		gctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			gb.repo.Poll(gctx, f.git.interval, nil, func(bool, bool) { gb.warm() })
-		}()
-		// Stopped before gb.close (deferred earlier, so run later).
+		wg.Go(func() { gb.repo.Poll(gctx, f.git.interval, nil, func(bool, bool) { gb.warm() }) })
+		// Stopped before gb.close (deferred by the caller, so run later).
 		defer func() { stop(); wg.Wait() }()
 		st := gb.repo.Status()
-		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir, "layer", layerName(layer),
-			"git", st.URL, "ref", st.Ref, "revision", revOrNone(st.Short))
-	} else {
-		log.Info("serving CSI", "endpoint", f.endpoint, "mode", mode, "node", f.nodeID, "stateDir", f.stateDir, "layer", layerName(layer))
+		attrs = append(attrs, "git", st.URL, "ref", st.Ref, "revision", revOrNone(st.Short))
 	}
+	log.Info("serving CSI", attrs...)
 	return d.Serve(ctx, lis)
 }
 

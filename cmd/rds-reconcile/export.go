@@ -37,7 +37,7 @@ folder, or absolute on stdout, so the state loads from anywhere.`,
 			ctx := cmd.Context()
 			files := []string{from}
 			g.readOnly = true
-			st, err := mustLoad(g, files)
+			st, err := loadOrReport(g, files)
 			if err != nil {
 				return err
 			}

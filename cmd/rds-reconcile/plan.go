@@ -86,7 +86,7 @@ func runPlan(cmd *cobra.Command, g *globals, f *planFlags) error {
 	}
 	ctx := cmd.Context()
 	g.readOnly = true
-	st, err := mustLoad(g, f.files)
+	st, err := loadOrReport(g, f.files)
 	if err != nil {
 		return err
 	}

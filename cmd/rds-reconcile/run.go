@@ -486,7 +486,7 @@ func openGit(ctx context.Context, g *globals, f *runFlags, reg prometheus.Regist
 	_, err = repo.Read(ctx, func(fs []string) error {
 		files = fs
 		var err error
-		st, err = mustLoad(g, fs)
+		st, err = loadOrReport(g, fs)
 		return err
 	})
 	if err != nil {

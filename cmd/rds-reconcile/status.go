@@ -44,7 +44,7 @@ func runStatusCmd(cmd *cobra.Command, g *globals, files []string, output string)
 	}
 	ctx := cmd.Context()
 	g.readOnly = true
-	st, err := mustLoad(g, files)
+	st, err := loadOrReport(g, files)
 	if err != nil {
 		return err
 	}

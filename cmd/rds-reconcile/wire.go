@@ -176,9 +176,9 @@ func newFabric(g *globals, st *spec.State) (reconcile.Fabric, *sizeTable, error)
 	return nil, nil, fmt.Errorf(`--fabric %q: want "linux", "sim:DIR" or "none"`, g.fabric)
 }
 
-// mustLoad loads the state files; validation problems are printed one a
-// line on stderr and end the command with status 1.
-func mustLoad(g *globals, files []string) (*spec.State, error) {
+// loadOrReport loads the state files; validation problems are reported one
+// a line on stderr and end the command with status 1 (an error, no panic).
+func loadOrReport(g *globals, files []string) (*spec.State, error) {
 	st, err := loadState(files)
 	if err != nil {
 		var es *spec.Errors
@@ -195,7 +195,7 @@ func mustLoad(g *globals, files []string) (*spec.State, error) {
 // the fabric: what every converging command (apply, run) starts with. The
 // returned release closes the wiring, then the lock.
 func openLocked(ctx context.Context, g *globals, files []string, stateDir string) (*spec.State, *wiring, func(), error) {
-	st, err := mustLoad(g, files)
+	st, err := loadOrReport(g, files)
 	if err != nil {
 		return nil, nil, nil, err
 	}
