@@ -120,7 +120,9 @@ func TestTwoControllersShareAConfigMapLayer(t *testing.T) {
 	}
 	t.Logf("%d creates and %d publishes through 2 controllers: %d layer writes, %d conflicts retried (API server: %d 409 Conflict, %d AlreadyExists, %d GETs)",
 		n, n, writes, conflicts, api.Count("conflict"), api.Count("exists"), api.Count("get"))
-	if writes < 2*n {
-		t.Errorf("%d layer writes, want at least %d", writes, 2*n)
+	// Concurrent edits share writes (group commit, layerbatch.go): that
+	// every edit landed is checked in the layer above, not counted here.
+	if writes == 0 || writes > 2*n {
+		t.Errorf("%d layer writes, want 1 to %d (at most one per edit)", writes, 2*n)
 	}
 }
