@@ -97,6 +97,7 @@ func newController(cfg ControllerConfig, log *slog.Logger) (*controller, error) 
 		return nil, fmt.Errorf("controller: the default volume size %d is more than %d (%s), the largest volume size",
 			cfg.DefaultSize, spec.MaxVolumeSize, spec.Quantity{Bytes: spec.MaxVolumeSize})
 	}
+	cfg.Layer = newLayerBatch(cfg.Layer) // concurrent edits share one layer write (layerbatch.go)
 	return &controller{cfg: cfg, log: log}, nil
 }
 
