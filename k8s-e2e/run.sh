@@ -76,9 +76,20 @@ OK=0
 start() { # start <name> <cmd...>: a background process logging to logs/<name>.log
   local name=$1
   shift
-  "$@" >"$LOGS/$name.log" 2>&1 &
+  "$@" >>"$LOGS/$name.log" 2>&1 &
   PIDS+=($!)
   NAMES+=("$name")
+}
+
+# podstart <name> <cmd...>: start a container of the controller pod, its
+# command kept in pod-cmd/<name>.sh (exec: the PID is the container's own) so
+# the pod can be deleted and started again exactly as before.
+podstart() {
+  local name=$1
+  shift
+  mkdir -p "$W/pod-cmd"
+  printf '%q ' exec "$@" >"$W/pod-cmd/$name.sh"
+  start "$name" bash "$W/pod-cmd/$name.sh"
 }
 
 cleanup() {
@@ -316,7 +327,7 @@ for c in $pod_containers; do
         case $a in --endpoint=unix://*) SOCK=${a#--endpoint=unix://} ;; esac
       done
       say "$c: rds-reconcile ${args[*]} ${extra[*]}"
-      start "$c" env "${envs[@]}" KUBECONFIG="$SA_KUBECONFIG" "$RR" "${args[@]}" "${extra[@]}"
+      podstart "$c" env "${envs[@]}" KUBECONFIG="$SA_KUBECONFIG" "$RR" "${args[@]}" "${extra[@]}"
       ;;
     csi-provisioner | csi-attacher | csi-resizer)
       case $name in
@@ -370,7 +381,7 @@ for s in "${SIDECARS[@]}"; do
       ;;
   esac
   say "$c: $name ${args[*]} ${extra[*]}"
-  start "$c" env "${envs[@]}" "$BIN/$name" "${args[@]}" "${extra[@]}" --v=4
+  podstart "$c" env "${envs[@]}" "$BIN/$name" "${args[@]}" "${extra[@]}" --v=4
 done
 sleep 2
 alive "$DRIVER" "${SIDECARS[@]%%:*}"
@@ -555,6 +566,67 @@ grep -o 'name: pvc-[0-9a-f-]*' <<<"$(layer)" | sed 's/name: //' | sort >"$W/many
 cmp -s "$W/many.handles" "$W/many.layer" ||
   fail "the CSI layer ($LAYER_DESC) does not hold exactly the PVs: $(diff "$W/many.handles" "$W/many.layer" | head)" "$DRIVER"
 say "$N PVCs bound to $N PVs, $N disks on the RDS and $N volumes in the CSI layer, one each"
+K -n "$TEST_NS" delete pvc --all --wait=false >/dev/null
+waitfor 300 "every PV deleted" csi-provisioner "$DRIVER" -- no_pvs
+waitfor 30 "the RDS empty" "$DRIVER" sim -- rds_empty
+
+# delete_pod: the controller pod's containers killed at once (SIGKILL, as a
+# node lost or a pod deleted without grace) and its emptyDir volumes emptied:
+# the next pod starts with nothing on its own filesystem.
+delete_pod() {
+  local i c
+  for c in "$DRIVER" "${SIDECARS[@]%%:*}"; do
+    for i in "${!NAMES[@]}"; do
+      if [ "${NAMES[$i]}" = "$c" ]; then
+        kill -KILL "${PIDS[$i]}" 2>/dev/null
+        wait "${PIDS[$i]}" 2>/dev/null || true # 137: killed, as meant
+        NAMES[i]="$c (deleted pod)"
+      fi
+    done
+  done
+  while IFS=$'\t' read -r _ vkind _ _ vdir; do
+    if [ "$vkind" = emptyDir ]; then
+      rm -rf "$vdir" && mkdir -p "$vdir"
+    fi
+  done <"$CTL/pod/volumes.tsv"
+}
+
+# recreate_pod: the same containers again, driver first (its socket), then
+# the sidecars, which must win their leader elections back.
+recreate_pod() {
+  local c
+  start "$DRIVER" bash "$W/pod-cmd/$DRIVER.sh"
+  waitfor 60 "the new pod's driver serves $SOCK" "$DRIVER" -- test -S "$SOCK"
+  for c in "${SIDECARS[@]%%:*}"; do
+    start "$c" bash "$W/pod-cmd/$c.sh"
+  done
+}
+
+step "the controller pod deleted mid-way through $N PVCs (SIGKILL, emptyDirs emptied), a new one started: none lost or duplicated"
+for i in $(seq -w 1 "$N"); do
+  pvc "again-$i" "$SCI" 16Mi
+  echo ---
+done >"$W/again.yaml"
+K apply -f "$W/again.yaml" >/dev/null
+again_bound() { jp -n "$TEST_NS" pvc -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase}{"\n"}{end}' | grep -c '^again-.* Bound$'; }
+some_bound() { [ "$(again_bound)" -ge 1 ]; }
+all_bound() { [ "$(again_bound)" = "$N" ]; }
+waitfor 120 "the first of the $N PVCs Bound" csi-provisioner "$DRIVER" sim -- some_bound
+delete_pod
+say "pod deleted with $(again_bound) of $N PVCs Bound and $(rds | grep -c '^disk ') disks on the RDS"
+recreate_pod
+waitfor 300 "all $N PVCs Bound after the new pod started" csi-provisioner "$DRIVER" sim -- all_bound
+jp -n "$TEST_NS" pvc -o jsonpath='{range .items[*]}{.spec.volumeName}{"\n"}{end}' | sort >"$W/again.pvs"
+jp pv -o jsonpath='{range .items[*]}{.spec.csi.volumeHandle}{"\n"}{end}' | sort >"$W/again.handles"
+rds | awk '$1 == "disk" {print $2}' | sort >"$W/again.disks"
+[ "$(sort -u "$W/again.pvs" | wc -l)" = "$N" ] || fail "$N PVCs bound to $(sort -u "$W/again.pvs" | wc -l) distinct PVs"
+cmp -s "$W/again.pvs" "$W/again.handles" || fail "PVs and volume handles differ: $(diff "$W/again.pvs" "$W/again.handles" | head)"
+cmp -s "$W/again.handles" "$W/again.disks" ||
+  fail "after the pod was deleted, the RDS disks are not exactly the PVs (lost or duplicated): $(diff "$W/again.handles" "$W/again.disks" | head)" "$DRIVER" sim
+grep -o 'name: pvc-[0-9a-f-]*' <<<"$(layer)" | sed 's/name: //' | sort >"$W/again.layer"
+cmp -s "$W/again.handles" "$W/again.layer" ||
+  fail "after the pod was deleted, the CSI layer ($LAYER_DESC) does not hold exactly the PVs: $(diff "$W/again.handles" "$W/again.layer" | head)" "$DRIVER"
+say "$N PVCs bound to $N PVs, $N disks on the RDS and $N volumes in the CSI layer after the pod was deleted and recreated"
 K -n "$TEST_NS" delete pvc --all --wait=false >/dev/null
 waitfor 300 "every PV deleted" csi-provisioner "$DRIVER" -- no_pvs
 waitfor 30 "the RDS empty" "$DRIVER" sim -- rds_empty
