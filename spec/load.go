@@ -47,23 +47,7 @@ func Load(files ...string) (*State, error) {
 	if len(files) == 0 {
 		return nil, &Errors{{Msg: "no state file given; pass one with -f FILE"}}
 	}
-	var layers []*layer
-	var errs Errors
-	for _, f := range files {
-		data, err := readStateFile(f)
-		if err != nil {
-			msg := fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))
-			if errors.Is(err, errTooLarge) {
-				msg = err.Error()
-			}
-			errs = append(errs, Error{File: f, Msg: msg})
-			layers = append(layers, &layer{file: f, dec: newDecoder(f), broken: true})
-			continue
-		}
-		l := parseLayer(f, data)
-		errs = append(errs, l.dec.errs...)
-		layers = append(layers, l)
-	}
+	layers, errs := readLayers(files)
 	st, more := assemble(layers, true)
 	return finish(st, append(errs, more...), files[0])
 }
@@ -121,6 +105,29 @@ func (e tooLargeError) Error() string {
 }
 
 func (e tooLargeError) Is(target error) bool { return target == errTooLarge }
+
+// readLayers reads and parses each file as a layer; a file that cannot be
+// read is a broken layer and an error naming it.
+func readLayers(files []string) ([]*layer, Errors) {
+	var layers []*layer
+	var errs Errors
+	for _, f := range files {
+		data, err := readStateFile(f)
+		if err != nil {
+			msg := fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))
+			if errors.Is(err, errTooLarge) {
+				msg = err.Error()
+			}
+			errs = append(errs, Error{File: f, Msg: msg})
+			layers = append(layers, &layer{file: f, dec: newDecoder(f), broken: true})
+			continue
+		}
+		l := parseLayer(f, data)
+		errs = append(errs, l.dec.errs...)
+		layers = append(layers, l)
+	}
+	return layers, errs
+}
 
 // readStateFile reads a state file of at most MaxFileSize bytes. The size
 // is checked before reading (a regular file) and while reading (a pipe,

@@ -142,23 +142,7 @@ func LoadWith(files []string, name string, data []byte) (*State, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = []byte("apiVersion: " + APIVersion + "\nkind: " + Kind + "\n")
 	}
-	var layers []*layer
-	var errs Errors
-	for _, f := range files {
-		fd, err := readStateFile(f)
-		if err != nil {
-			msg := fmt.Sprintf("cannot read the state file: %v", unwrapPathError(err))
-			if errors.Is(err, errTooLarge) {
-				msg = err.Error()
-			}
-			errs = append(errs, Error{File: f, Msg: msg})
-			layers = append(layers, &layer{file: f, dec: newDecoder(f), broken: true})
-			continue
-		}
-		l := parseLayer(f, fd)
-		errs = append(errs, l.dec.errs...)
-		layers = append(layers, l)
-	}
+	layers, errs := readLayers(files)
 	if len(data) > MaxFileSize {
 		errs = append(errs, Error{File: name, Msg: tooLargeError{int64(len(data))}.Error()})
 		layers = append(layers, &layer{file: name, dec: newDecoder(name), broken: true})
