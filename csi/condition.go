@@ -159,16 +159,9 @@ func (c *controller) ControllerListVolumeHealth(ctx context.Context, req *csi.Co
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, v := range st.Volumes {
-		if v.State != spec.Absent {
-			names = append(names, v.Name)
-		}
-	}
-	slices.Sort(names)
-	sel, next, err := page(names, req.GetStartingToken(), int(req.GetMaxEntries()))
+	sel, next, err := volumePage(st, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
-		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this driver issued", req.GetStartingToken())
+		return nil, err
 	}
 	resp := &csi.ControllerListVolumeHealthResponse{NextToken: next}
 	if len(sel) == 0 {

@@ -418,23 +418,14 @@ func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	if len(v.Attachments) > 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is still published to %v", id, v.Attachments)
 	}
-	// Tombstone first: the reconciler deletes only what the state says is
-	// absent, and a crash in between leaves an explicit, retryable intent.
-	err = c.update(ctx, func(l *spec.State) error {
+	err = c.deleteDeclared(ctx, id, "volume", func(l *spec.State) error {
 		lv := l.Volume(id)
 		if lv == nil || lv.State == spec.Absent {
 			return errUnchanged
 		}
 		*lv = spec.Volume{Name: id, State: spec.Absent}
 		return nil
-	})
-	if err != nil {
-		return nil, statusOf("recording the deletion", err)
-	}
-	if err := c.reconcile(ctx, id); err != nil {
-		return nil, statusOf("deleting the volume on the RDS", err)
-	}
-	err = c.update(ctx, func(l *spec.State) error {
+	}, func(l *spec.State) error {
 		i := slices.IndexFunc(l.Volumes, func(v spec.Volume) bool { return v.Name == id && v.State == spec.Absent })
 		if i < 0 || stillNamed(l, id) {
 			// A snapshot or a clone's source still names it: the
@@ -445,9 +436,28 @@ func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 		return nil
 	})
 	if err != nil {
-		return nil, statusOf("dropping the tombstone", err)
+		return nil, err
 	}
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// deleteDeclared deletes what the layer declares as id (a volume or a
+// snapshot) in three steps: tombstone writes the tombstone first (the
+// reconciler deletes only what the state says is absent, and a crash in
+// between leaves an explicit, retryable intent), the reconcile deletes it on
+// the RDS, and drop removes the tombstone once nothing names it. The error
+// is already a gRPC status.
+func (c *controller) deleteDeclared(ctx context.Context, id, what string, tombstone, drop func(*spec.State) error) error {
+	if err := c.update(ctx, tombstone); err != nil {
+		return statusOf("recording the deletion", err)
+	}
+	if err := c.reconcile(ctx, id); err != nil {
+		return statusOf("deleting the "+what+" on the RDS", err)
+	}
+	if err := c.update(ctx, drop); err != nil {
+		return statusOf("dropping the tombstone", err)
+	}
+	return nil
 }
 
 // lookup returns the present volume id, or a NotFound status.
@@ -665,6 +675,24 @@ func csiVolume(st *spec.State, v *spec.Volume) (*csi.Volume, []string) {
 		publishedIDs(st, v.Attachments)
 }
 
+// volumePage is one page of the declared (not absent) volumes' names in
+// order, as ListVolumes and ControllerListVolumeHealth page them; a token
+// this driver did not issue is Aborted.
+func volumePage(st *spec.State, token string, maxEntries int32) ([]string, string, error) {
+	var names []string
+	for _, v := range st.Volumes {
+		if v.State != spec.Absent {
+			names = append(names, v.Name)
+		}
+	}
+	slices.Sort(names)
+	sel, next, err := page(names, token, int(maxEntries))
+	if err != nil {
+		return nil, "", status.Errorf(codes.Aborted, "starting_token %q is not one this driver issued", token)
+	}
+	return sel, next, nil
+}
+
 func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
 	if req.GetMaxEntries() < 0 {
 		return nil, invalid("max_entries must not be negative")
@@ -673,16 +701,9 @@ func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, v := range st.Volumes {
-		if v.State != spec.Absent {
-			names = append(names, v.Name)
-		}
-	}
-	slices.Sort(names)
-	sel, next, err := page(names, req.GetStartingToken(), int(req.GetMaxEntries()))
+	sel, next, err := volumePage(st, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
-		return nil, status.Errorf(codes.Aborted, "starting_token %q is not one this driver issued", req.GetStartingToken())
+		return nil, err
 	}
 	resp := &csi.ListVolumesResponse{NextToken: next}
 	for _, n := range sel {

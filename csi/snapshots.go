@@ -171,24 +171,16 @@ func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshot
 	if !c.ownedSnapshot(s) {
 		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %q is declared in %s; only that file can delete it", id, s.Source)
 	}
-	// Tombstone first, as DeleteVolume: the reconciler deletes only what
-	// the state says is absent. Volumes restored from the snapshot are
-	// copies of their own and stay.
-	err = c.update(ctx, func(l *spec.State) error {
+	// As DeleteVolume. Volumes restored from the snapshot are copies of
+	// their own and stay.
+	err = c.deleteDeclared(ctx, id, "snapshot", func(l *spec.State) error {
 		ls := l.Snapshot(id)
 		if ls == nil || ls.State == spec.Absent {
 			return errUnchanged
 		}
 		*ls = spec.Snapshot{Name: id, State: spec.Absent}
 		return nil
-	})
-	if err != nil {
-		return nil, statusOf("recording the deletion", err)
-	}
-	if err := c.reconcile(ctx, id); err != nil {
-		return nil, statusOf("deleting the snapshot on the RDS", err)
-	}
-	err = c.update(ctx, func(l *spec.State) error {
+	}, func(l *spec.State) error {
 		i := slices.IndexFunc(l.Snapshots, func(s spec.Snapshot) bool { return s.Name == id && s.State == spec.Absent })
 		if i < 0 || stillNamed(l, id) {
 			// A volume's source still names it: the tombstone keeps the
@@ -199,7 +191,7 @@ func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshot
 		return nil
 	})
 	if err != nil {
-		return nil, statusOf("dropping the tombstone", err)
+		return nil, err
 	}
 	return &csi.DeleteSnapshotResponse{}, nil
 }
