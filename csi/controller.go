@@ -44,6 +44,7 @@ type controller struct {
 	cfg   ControllerConfig
 	log   *slog.Logger
 	locks keyLocks
+	calls crowd // volume calls in flight, for the batchers (crowd.go)
 
 	revMu   sync.Mutex
 	lastRev string // the base revision last loaded (logged when it changes)
@@ -97,8 +98,9 @@ func newController(cfg ControllerConfig, log *slog.Logger) (*controller, error) 
 		return nil, fmt.Errorf("controller: the default volume size %d is more than %d (%s), the largest volume size",
 			cfg.DefaultSize, spec.MaxVolumeSize, spec.Quantity{Bytes: spec.MaxVolumeSize})
 	}
-	cfg.Layer = newLayerBatch(cfg.Layer) // concurrent edits share one layer write (layerbatch.go)
-	return &controller{cfg: cfg, log: log}, nil
+	c := &controller{cfg: cfg, log: log}
+	c.cfg.Layer = newLayerBatch(cfg.Layer, &c.calls, DefaultGather) // concurrent edits share one layer write (layerbatch.go)
+	return c, nil
 }
 
 // selfHost is this node when one process serves both controller and node.
@@ -243,12 +245,15 @@ func (c *controller) update(ctx context.Context, fn func(*spec.State) error) err
 	return err
 }
 
-func (c *controller) reconcile(ctx context.Context, name string) error {
+// reconcile converges name toward a fresh read of the desired state and
+// returns that state: the caller answers from it instead of reading and
+// parsing the layer once more (the volume's lock keeps it current).
+func (c *controller) reconcile(ctx context.Context, name string) (*spec.State, error) {
 	st, err := c.desired(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.cfg.Reconciler.Reconcile(ctx, st, Scope{Volumes: []string{name}})
+	return st, c.cfg.Reconciler.Reconcile(ctx, st, Scope{Volumes: []string{name}, crowd: &c.calls})
 }
 
 func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
@@ -278,6 +283,7 @@ func sameParams(v *spec.Volume, p Params) bool {
 }
 
 func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	if req.GetName() == "" {
 		return nil, invalid("name is required")
 	}
@@ -351,16 +357,12 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, statusOf("recording the volume", err)
 	}
-	if err := c.reconcile(ctx, name); err != nil {
+	if st, err = c.reconcile(ctx, name); err != nil {
 		s := statusOf("creating the volume on the RDS", err)
 		if status.Code(s) == codes.ResourceExhausted && created {
 			c.forget(ctx, name)
 		}
 		return nil, s
-	}
-	st, err = c.desired(ctx)
-	if err != nil {
-		return nil, err
 	}
 	v := st.Volume(name)
 	if v == nil {
@@ -392,6 +394,7 @@ func (c *controller) forget(ctx context.Context, name string) {
 }
 
 func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	id := req.GetVolumeId()
 	if id == "" {
 		return nil, invalid("volume id is required")
@@ -451,7 +454,7 @@ func (c *controller) deleteDeclared(ctx context.Context, id, what string, tombst
 	if err := c.update(ctx, tombstone); err != nil {
 		return statusOf("recording the deletion", err)
 	}
-	if err := c.reconcile(ctx, id); err != nil {
+	if _, err := c.reconcile(ctx, id); err != nil {
 		return statusOf("deleting the "+what+" on the RDS", err)
 	}
 	if err := c.update(ctx, drop); err != nil {
@@ -477,6 +480,7 @@ func (c *controller) lookup(ctx context.Context, id string) (*spec.State, *spec.
 }
 
 func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	id, nodeID := req.GetVolumeId(), req.GetNodeId()
 	switch {
 	case id == "":
@@ -594,10 +598,12 @@ func (c *controller) admit(ctx context.Context, id string) error {
 	if v := st.Volume(id); v == nil || v.State == spec.Absent {
 		return nil
 	}
-	return c.reconcile(ctx, id)
+	_, err = c.reconcile(ctx, id)
+	return err
 }
 
 func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	id, nodeID := req.GetVolumeId(), req.GetNodeId()
 	if id == "" {
 		return nil, invalid("volume id is required")
@@ -742,6 +748,7 @@ func (c *controller) GetCapacity(ctx context.Context, req *csi.GetCapacityReques
 }
 
 func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	id := req.GetVolumeId()
 	if id == "" {
 		return nil, invalid("volume id is required")
@@ -771,7 +778,7 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 		// Never shrink: an equal or smaller request is satisfied by the
 		// size the layer already says, once the RDS has it (a retry after
 		// a failed grow lands here, so reconcile rather than trust).
-		if err := c.reconcile(ctx, id); err != nil {
+		if _, err := c.reconcile(ctx, id); err != nil {
 			return nil, statusOf("growing the volume on the RDS", err)
 		}
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: old, NodeExpansionRequired: nodeExpansion}, nil
@@ -789,7 +796,7 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	if err := c.update(ctx, setSize(want)); err != nil {
 		return nil, statusOf("recording the new size", err)
 	}
-	if err := c.reconcile(ctx, id); err != nil {
+	if _, err := c.reconcile(ctx, id); err != nil {
 		s := statusOf("growing the volume on the RDS", err)
 		if status.Code(s) == codes.ResourceExhausted {
 			if rerr := c.update(ctx, setSize(old)); rerr != nil {

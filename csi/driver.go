@@ -57,6 +57,11 @@ type Scope struct {
 	// Orphans also disconnects managed controllers the state does not
 	// declare for this host (node side only).
 	Orphans bool
+
+	// crowd counts the controller's calls in flight: the one-session path
+	// (gatherer) waits a moment for them to share its RDS session. Nil
+	// outside the controller.
+	crowd *crowd
 }
 
 // Reconciler converges the live state toward st within scope and returns

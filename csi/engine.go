@@ -20,9 +20,9 @@ type ensureEngine interface {
 	EnsureMany(ctx context.Context, items []reconcile.EnsureItem) []*reconcile.Result
 }
 
-// DefaultGather is how long a one-session call waits for others to share
-// its RDS session with while another batch is in flight (see
-// EngineOptions.Gather).
+// DefaultGather is how long a call waits for others to share its RDS
+// session or layer write with, when others are in flight (see
+// EngineOptions.Gather and crowd.go).
 const DefaultGather = 2 * time.Millisecond
 
 // EngineOptions tune FromEngineWith.
@@ -31,7 +31,9 @@ type EngineOptions struct {
 	// flight waits for it to end and then up to Gather more for other
 	// calls, and they all go in the next batch: concurrent calls share
 	// sessions, each with its own verdict. A call with nothing in flight
-	// goes at once, so sequential calls never wait. Zero means
+	// goes at once when it is the controller's only call in flight, so
+	// sequential calls never wait; with other calls on the way (Scope's
+	// crowd) it waits up to Gather for them to join it first. Zero means
 	// DefaultGather; negative sends every call alone.
 	Gather time.Duration
 }
@@ -54,7 +56,7 @@ func FromEngineWith(e Engine, o EngineOptions) Reconciler {
 	}
 	a := &engineAdapter{e: e}
 	if en, ok := e.(ensureEngine); ok {
-		a.g = &gatherer{e: en, window: o.Gather}
+		a.g = &gatherer{e: en, window: o.Gather, wake: make(chan struct{}, 1)}
 	}
 	return a
 }
@@ -66,7 +68,7 @@ type engineAdapter struct {
 
 func (a *engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope) error {
 	if a.g != nil && len(sc.Volumes) == 1 && !sc.Orphans {
-		if res := a.g.ensure(ctx, reconcile.EnsureItem{State: st, Volume: sc.Volumes[0]}); res != nil {
+		if res := a.g.ensure(ctx, reconcile.EnsureItem{State: st, Volume: sc.Volumes[0]}, sc.crowd); res != nil {
 			return res.Err()
 		}
 		if err := ctx.Err(); err != nil {
@@ -84,12 +86,14 @@ func (a *engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope)
 }
 
 // gatherer coalesces concurrent one-session calls (group commit): a call
-// with no batch in flight goes at once; calls arriving while one is in
-// flight wait for it, then up to window more, and go together in one
-// EnsureMany (one RDS session), each getting its own verdict.
+// with no batch in flight goes at once, unless other calls are on the way
+// (its crowd), which it waits up to window for; calls arriving while a
+// batch is in flight wait for it, then up to window more, and go together
+// in one EnsureMany (one RDS session), each getting its own verdict.
 type gatherer struct {
 	e      ensureEngine
 	window time.Duration
+	wake   chan struct{} // a call joined pending (room for one)
 
 	mu      sync.Mutex
 	busy    bool    // a batch is in flight
@@ -104,7 +108,7 @@ type call struct {
 
 // ensure returns item's result, or nil when it did not converge in one
 // session (or ctx ended first): the caller then reconciles as usual.
-func (g *gatherer) ensure(ctx context.Context, item reconcile.EnsureItem) *reconcile.Result {
+func (g *gatherer) ensure(ctx context.Context, item reconcile.EnsureItem, cr *crowd) *reconcile.Result {
 	if g.window < 0 {
 		return g.e.EnsureMany(ctx, []reconcile.EnsureItem{item})[0]
 	}
@@ -114,10 +118,11 @@ func (g *gatherer) ensure(ctx context.Context, item reconcile.EnsureItem) *recon
 	lead := !g.busy
 	g.busy = true
 	g.mu.Unlock()
+	signal(g.wake)
 	if lead {
 		// The batch outlives any one caller's context: its result is
 		// shared, and RouterOS bounds each command (commandTimeout).
-		go g.run(context.WithoutCancel(ctx))
+		go g.run(context.WithoutCancel(ctx), cr)
 	}
 	select {
 	case <-c.done:
@@ -127,10 +132,12 @@ func (g *gatherer) ensure(ctx context.Context, item reconcile.EnsureItem) *recon
 	}
 }
 
-// run sends batches until nobody waits: the first at once (its leader had
-// nothing in flight); when calls came while a batch was in flight, the
-// next waits the gathering window for more to join them.
-func (g *gatherer) run(ctx context.Context) {
+// run sends batches until nobody waits: the first at once when its leader
+// is the only call in flight, else once the calls in flight have joined or
+// window has passed; when calls came while a batch was in flight, the next
+// waits the window for more to join them.
+func (g *gatherer) run(ctx context.Context, cr *crowd) {
+	gatherFor(cr, g.window, g.pendingLen, g.wake)
 	for {
 		g.mu.Lock()
 		calls := g.pending
@@ -157,4 +164,10 @@ func (g *gatherer) run(ctx context.Context) {
 			time.Sleep(g.window)
 		}
 	}
+}
+
+func (g *gatherer) pendingLen() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rds-reconcile/rds-reconcile/spec"
 )
@@ -17,16 +18,21 @@ import (
 // one ConfigMap PUT), so concurrent CSI calls would otherwise reach the RDS
 // one layer write apart, however well their RDS writes are coalesced.
 //
-// An Update that finds no edit in flight goes at once, alone, so
-// sequential calls never wait. Updates arriving while one is in flight
-// queue, and the next underlying Update applies them all: each fn in
+// An Update that finds no edit in flight and no other controller call on
+// the way (crowd) goes at once, alone, so sequential calls never wait. One
+// that has company waits up to window for the others to queue behind it
+// (gatherFor), and updates arriving while one is in flight queue; the next
+// underlying Update applies them all: each fn in
 // arrival order on top of the ones before it. A fn that fails has its own
 // changes undone and gets its error alone; the others are written. When the
 // combined layer is refused as a whole (validation, a failed write), each
 // queued fn is run again alone, so that each call gets its own verdict and
 // one bad edit cannot fail its neighbours.
 type layerBatch struct {
-	layer ControllerLayer
+	layer  ControllerLayer
+	crowd  *crowd        // the controller's calls in flight; nil: none counted
+	window time.Duration // how long a leader with company gathers
+	wake   chan struct{} // an edit joined the queue (room for one)
 
 	mu     sync.Mutex
 	busy   bool         // an underlying Update is in flight
@@ -50,8 +56,8 @@ var errNoneApplied = errors.New("no edit of the batch applied")
 
 // newLayerBatch wraps l. A file layer (a LayerStore) stays one, so the
 // driver still finds the file to clean up after an interrupted write.
-func newLayerBatch(l ControllerLayer) ControllerLayer {
-	b := &layerBatch{layer: l}
+func newLayerBatch(l ControllerLayer, c *crowd, window time.Duration) ControllerLayer {
+	b := &layerBatch{layer: l, crowd: c, window: window, wake: make(chan struct{}, 1)}
 	if f, ok := l.(LayerStore); ok {
 		return fileLayerBatch{layerBatch: b, file: f}
 	}
@@ -82,7 +88,7 @@ func (b *layerBatch) Update(ctx context.Context, fn func(*spec.State) error) err
 		return fmt.Errorf("waiting to edit %s: %w", b.Name(), err)
 	}
 	b.mu.Lock()
-	if !b.busy {
+	if !b.busy && b.crowd.size() <= 1 {
 		b.busy = true
 		b.mu.Unlock()
 		defer b.next()
@@ -90,7 +96,18 @@ func (b *layerBatch) Update(ctx context.Context, fn func(*spec.State) error) err
 	}
 	e := &layerEdit{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	b.queued = append(b.queued, e)
+	lead := !b.busy
+	b.busy = true
 	b.mu.Unlock()
+	signal(b.wake)
+	if lead {
+		// Others are on their way: gather them, then write once. The
+		// leader waits for the verdict like any queued edit.
+		go func() {
+			gatherFor(b.crowd, b.window, b.queuedLen, b.wake)
+			b.drain()
+		}()
+	}
 	select {
 	case err := <-e.done:
 		return err
@@ -104,6 +121,12 @@ func (b *layerBatch) Update(ctx context.Context, fn func(*spec.State) error) err
 	}
 	b.mu.Unlock()
 	return <-e.done
+}
+
+func (b *layerBatch) queuedLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queued)
 }
 
 // next ends an underlying Update: with edits queued meanwhile, the next

@@ -174,7 +174,7 @@ func TestLayerBatch(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(be.name+"/"+tc.name, func(t *testing.T) {
 				under := &countingLayer{ControllerLayer: be.open(t)}
-				b := newLayerBatch(under)
+				b := newLayerBatch(under, nil, 0)
 				lb := batchOf(b)
 				// The first Update holds the layer until every other edit
 				// has queued behind it, so the batch is exactly n-1 edits.
@@ -249,7 +249,7 @@ func TestLayerBatchCanceledWhileQueued(t *testing.T) {
 	for _, be := range batchBackends {
 		t.Run(be.name, func(t *testing.T) {
 			under := be.open(t)
-			b := newLayerBatch(under)
+			b := newLayerBatch(under, nil, 0)
 			lb := batchOf(b)
 			release := make(chan struct{})
 			first := make(chan error, 1)
@@ -317,7 +317,7 @@ func TestLayerBatchRerun(t *testing.T) {
 	defer api.Close()
 	ref := kube.LayerRef{Namespace: "rds-reconcile", Name: "rds-csi-volumes"}
 	under := &countingLayer{ControllerLayer: kube.NewConfigMapLayer(api.Client(), ref, nil)}
-	b := newLayerBatch(under)
+	b := newLayerBatch(under, nil, 0)
 	lb := batchOf(b)
 	under.before = func(k int64) error {
 		if k == 1 {

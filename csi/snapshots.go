@@ -78,6 +78,7 @@ func csiSnapshot(st *spec.State, s *spec.Snapshot) *csi.Snapshot {
 }
 
 func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	switch {
 	case req.GetName() == "":
 		return nil, invalid("name is required")
@@ -130,15 +131,12 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	if err != nil {
 		return nil, statusOf("recording the snapshot", err)
 	}
-	if err := c.reconcile(ctx, name); err != nil {
+	if st, err = c.reconcile(ctx, name); err != nil {
 		s := statusOf("making the snapshot on the RDS", err)
 		if status.Code(s) == codes.ResourceExhausted && created {
 			c.forgetSnapshot(ctx, name) // as CreateVolume: the layer does not keep asking for it
 		}
 		return nil, s
-	}
-	if st, err = c.desired(ctx); err != nil {
-		return nil, err
 	}
 	s := st.Snapshot(name)
 	if s == nil || s.State == spec.Absent {
@@ -148,6 +146,7 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 }
 
 func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
+	defer c.calls.enter()() // in flight from the start: the batchers wait for it (crowd.go)
 	id := req.GetSnapshotId()
 	if id == "" {
 		return nil, invalid("snapshot id is required")
