@@ -27,14 +27,13 @@ const DefaultGather = 2 * time.Millisecond
 
 // EngineOptions tune FromEngineWith.
 type EngineOptions struct {
-	// Gather: a call of one volume that finds a one-session batch in
-	// flight waits for it to end and then up to Gather more for other
-	// calls, and they all go in the next batch: concurrent calls share
-	// sessions, each with its own verdict. A call with nothing in flight
-	// goes at once when it is the controller's only call in flight, so
-	// sequential calls never wait; with other calls on the way (Scope's
-	// crowd) it waits up to Gather for them to join it first. Zero means
-	// DefaultGather; negative sends every call alone.
+	// Gather: how long a call of one volume waits for others to share its
+	// RDS session (gatherFor in crowd.go): a call alone waits at most a
+	// quarter of it for a second to begin; with other calls in flight
+	// (Scope's crowd), until they have all joined or Gather has passed
+	// since the last one did; a call that finds a batch in flight joins the
+	// next. Each call gets its own verdict. Zero means DefaultGather;
+	// negative sends every call alone.
 	Gather time.Duration
 }
 
@@ -85,11 +84,9 @@ func (a *engineAdapter) Reconcile(ctx context.Context, st *spec.State, sc Scope)
 	return res.Err()
 }
 
-// gatherer coalesces concurrent one-session calls (group commit): a call
-// with no batch in flight goes at once, unless other calls are on the way
-// (its crowd), which it waits up to window for; calls arriving while a
-// batch is in flight wait for it, then up to window more, and go together
-// in one EnsureMany (one RDS session), each getting its own verdict.
+// gatherer coalesces concurrent one-session calls (group commit): the
+// calls in flight go together in one EnsureMany (one RDS session), each
+// getting its own verdict; see gatherFor for how long a batch waits.
 type gatherer struct {
 	e      ensureEngine
 	window time.Duration
@@ -132,10 +129,9 @@ func (g *gatherer) ensure(ctx context.Context, item reconcile.EnsureItem, cr *cr
 	}
 }
 
-// run sends batches until nobody waits: the first at once when its leader
-// is the only call in flight, else once the calls in flight have joined or
-// window has passed; when calls came while a batch was in flight, the next
-// waits the window for more to join them.
+// run sends batches until nobody waits, each once the calls in flight
+// have joined it or the window has passed (gatherFor); without a crowd,
+// the first at once and the next after the window.
 func (g *gatherer) run(ctx context.Context, cr *crowd) {
 	gatherFor(cr, g.window, g.pendingLen, g.wake)
 	for {
@@ -157,11 +153,12 @@ func (g *gatherer) run(ctx context.Context, cr *crowd) {
 			c.res = out[i]
 			close(c.done)
 		}
-		g.mu.Lock()
-		more := len(g.pending) > 0
-		g.mu.Unlock()
-		if more {
-			time.Sleep(g.window)
+		if g.pendingLen() > 0 {
+			if cr == nil {
+				time.Sleep(g.window)
+			} else {
+				gatherFor(cr, g.window, g.pendingLen, g.wake)
+			}
 		}
 	}
 }

@@ -18,12 +18,12 @@ import (
 // one ConfigMap PUT), so concurrent CSI calls would otherwise reach the RDS
 // one layer write apart, however well their RDS writes are coalesced.
 //
-// An Update that finds no edit in flight and no other controller call on
-// the way (crowd) goes at once, alone, so sequential calls never wait. One
-// that has company waits up to window for the others to queue behind it
-// (gatherFor), and updates arriving while one is in flight queue; the next
-// underlying Update applies them all: each fn in
-// arrival order on top of the ones before it. A fn that fails has its own
+// An Update that finds no edit in flight leads a batch: it waits for the
+// controller's other calls in flight (its crowd) to queue behind it, or
+// briefly for one to begin (gatherFor); without a crowd it goes at once,
+// alone. Updates arriving while one is in flight queue. The next underlying
+// Update applies them all: each fn in arrival order on top of the ones
+// before it. A fn that fails has its own
 // changes undone and gets its error alone; the others are written. When the
 // combined layer is refused as a whole (validation, a failed write), each
 // queued fn is run again alone, so that each call gets its own verdict and
@@ -88,7 +88,7 @@ func (b *layerBatch) Update(ctx context.Context, fn func(*spec.State) error) err
 		return fmt.Errorf("waiting to edit %s: %w", b.Name(), err)
 	}
 	b.mu.Lock()
-	if !b.busy && b.crowd.size() <= 1 {
+	if !b.busy && b.crowd == nil {
 		b.busy = true
 		b.mu.Unlock()
 		defer b.next()
