@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -36,6 +37,10 @@ type ControllerConfig struct {
 	// DefaultSize is the size of a volume created without a capacity
 	// (1 GiB when zero).
 	DefaultSize int64
+	// Gather is how long concurrent calls wait to share one layer write
+	// (crowd.go): zero means DefaultGather, negative none. The
+	// Reconciler's RDS sessions have their own (EngineOptions.Gather).
+	Gather time.Duration
 }
 
 // controller is the CSI Controller service.
@@ -99,7 +104,15 @@ func newController(cfg ControllerConfig, log *slog.Logger) (*controller, error) 
 			cfg.DefaultSize, spec.MaxVolumeSize, spec.Quantity{Bytes: spec.MaxVolumeSize})
 	}
 	c := &controller{cfg: cfg, log: log}
-	c.cfg.Layer = newLayerBatch(cfg.Layer, &c.calls, DefaultGather) // concurrent edits share one layer write (layerbatch.go)
+	// Concurrent edits share one layer write (layerbatch.go).
+	switch {
+	case cfg.Gather < 0:
+		c.cfg.Layer = newLayerBatch(cfg.Layer, nil, 0)
+	case cfg.Gather == 0:
+		c.cfg.Layer = newLayerBatch(cfg.Layer, &c.calls, DefaultGather)
+	default:
+		c.cfg.Layer = newLayerBatch(cfg.Layer, &c.calls, cfg.Gather)
+	}
 	return c, nil
 }
 

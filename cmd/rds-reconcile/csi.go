@@ -43,7 +43,10 @@ type csiFlags struct {
 	kubeletDir   string
 	git          gitFlags
 	layer        string // "" (the file in the state dir) or configmap://NS/NAME
-	kubeconfig   string
+	// gather is how long the controller's concurrent volume calls wait to
+	// share a layer write and an RDS session (0: each call alone).
+	gather     time.Duration
+	kubeconfig string
 }
 
 func newCSICmd(g *globals) *cobra.Command {
@@ -110,6 +113,7 @@ and disconnects orphaned managed controllers.`,
 	fl.StringArrayVarP(&f.files, "file", "f", nil, "base state file (repeatable); required for the controller")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9808)")
 	fl.DurationVar(&f.trafficEvery, "traffic-interval", time.Minute, "controller with --metrics-listen: how often to read the RDS disk I/O counters for /metrics (0: never)")
+	fl.DurationVar(&f.gather, "gather-window", csi.DefaultGather, "controller: how long concurrent volume calls wait to share one layer write and one RDS session (a lone call waits a quarter of it; 0: each call alone)")
 	fl.StringVar(&f.driverName, "driver-name", csi.DefaultDriverName, "CSI driver name")
 	fl.Int64Var(&f.maxVolumes, "max-volumes-per-node", 0, "volumes a node may hold (0: no limit)")
 	fl.StringVar(&f.kubeletDir, "kubelet-dir", csi.DefaultKubeletDir, "the kubelet's root directory: the node mounts, unmounts and removes only below it")
@@ -175,6 +179,19 @@ func runCSI(ctx context.Context, g *globals, f *csiFlags) error {
 	return serveCSI(ctx, f, opts, gb, layer, reg, log)
 }
 
+// maxGather bounds --gather-window: every concurrent call may wait ten
+// windows, so a second would stall a burst far past the sidecars' timeouts.
+const maxGather = 100 * time.Millisecond
+
+// gatherOptions turns --gather-window into the engine's options (0 there
+// means the default; negative, none).
+func gatherOptions(f *csiFlags) csi.EngineOptions {
+	if f.gather == 0 {
+		return csi.EngineOptions{Gather: -1}
+	}
+	return csi.EngineOptions{Gather: f.gather}
+}
+
 // checkCSIFlags checks the flags that need no I/O and returns the mode;
 // --node-id defaults to --host.
 func checkCSIFlags(g *globals, f *csiFlags) (csi.Mode, error) {
@@ -198,6 +215,9 @@ func checkCSIFlags(g *globals, f *csiFlags) (csi.Mode, error) {
 	}
 	if mode == csi.ModeNode && (f.layer != "" || f.kubeconfig != "") {
 		return usage(errors.New("--layer and --kubeconfig are the controller's: --mode node keeps its layer on the host"))
+	}
+	if f.gather < 0 || f.gather > maxGather {
+		return usage(fmt.Errorf("--gather-window %v: give 0 (no gathering) up to %v; the default is %v", f.gather, maxGather, csi.DefaultGather))
 	}
 	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
 		return usage(fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir))
@@ -231,9 +251,10 @@ func fileController(g *globals, f *csiFlags, base *spec.State, layer controllerL
 	return &csi.ControllerConfig{
 		BaseFiles:  absFiles(f.files),
 		Layer:      layer,
-		Reconciler: csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: log.With("side", "rds"), Metrics: rm})),
+		Reconciler: csi.FromEngineWith(reconcile.New(reconcile.Options{RDS: client, Logger: log.With("side", "rds"), Metrics: rm}), gatherOptions(f)),
 		Pool:       client,
 		Inventory:  client,
+		Gather:     gatherOptions(f).Gather,
 	}, func() { client.Close() }, nil
 }
 
@@ -408,6 +429,8 @@ type gitBase struct {
 	g    *globals
 	log  *slog.Logger
 	rm   *reconcile.Metrics
+	// gather: --gather-window for the engine built from the first base.
+	gather csi.EngineOptions
 
 	mu     sync.Mutex
 	client *rds.SSHClient
@@ -441,7 +464,7 @@ func openGitBase(ctx context.Context, g *globals, f *csiFlags, log *slog.Logger,
 		st := repo.Status()
 		glog.Warn("git sync failed; the base state stays at the last synced revision", "err", err, "reason", st.Reason, "revision", revOrNone(st.Short))
 	}
-	return &gitBase{repo: repo, g: g, log: log, rm: rm}, nil
+	return &gitBase{repo: repo, g: g, log: log, rm: rm, gather: gatherOptions(f)}, nil
 }
 
 // Read implements csi.BaseSource: the files of the last good revision,
@@ -496,7 +519,7 @@ func (b *gitBase) connect(st *spec.State, rev string) (csi.Reconciler, *rds.SSHC
 		return nil, nil, errors.New("the controller needs target.ssh in the base state to reach the RDS")
 	}
 	b.client, b.target, b.rev = client, *st.Target, rev
-	b.eng = csi.FromEngine(reconcile.New(reconcile.Options{RDS: client, Logger: b.log.With("side", "rds"), Metrics: b.rm}))
+	b.eng = csi.FromEngineWith(reconcile.New(reconcile.Options{RDS: client, Logger: b.log.With("side", "rds"), Metrics: b.rm}), b.gather)
 	b.log.Info("RDS client built from the base state", "address", st.Target.SSH.Address, "revision", rev)
 	return b.eng, b.client, nil
 }

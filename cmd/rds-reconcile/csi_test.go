@@ -34,6 +34,8 @@ func TestCSIFlagErrors(t *testing.T) {
 		{[]string{"csi", "--mode", "node", "--fabric", "none", "--state-dir", t.TempDir(), "--endpoint", "unix://" + t.TempDir() + "/s.sock"}, 1, "needs a host fabric"},
 		{[]string{"csi", "--mode", "node", "--kubelet-dir", "var/lib/kubelet", "--state-dir", t.TempDir()}, 2, "--kubelet-dir"},
 		{[]string{"csi", "--mode", "node", "--kubelet-dir", "/var/lib/kubelet/", "--state-dir", t.TempDir()}, 2, "absolute, clean"},
+		{[]string{"csi", "--mode", "controller", "-f", "base.yaml", "--gather-window", "-1ms", "--state-dir", t.TempDir()}, 2, "--gather-window -1ms: give 0 (no gathering) up to 100ms"},
+		{[]string{"csi", "--mode", "controller", "-f", "base.yaml", "--gather-window", "1s", "--state-dir", t.TempDir()}, 2, "--gather-window 1s"},
 	} {
 		var out, errb strings.Builder
 		code := run(tt.args, strings.NewReader(""), &out, &errb)
