@@ -3,6 +3,7 @@
 # cache outside the repository:
 #   etcd, kube-apiserver, kube-controller-manager, kubectl   (one scratch module)
 #   csi-provisioner, csi-attacher, csi-resizer                (one scratch module each)
+#   csi-snapshotter, snapshot-controller                      (one scratch module)
 # There is no container registry here, so nothing is pulled as an image.
 #
 # Why scratch modules: k8s.io/kubernetes replaces its 31 staging modules with
@@ -15,7 +16,9 @@
 # apimachinery stack) once.
 #
 # Idempotent: a part whose binary is in the cache is skipped, so a warm run costs
-# nothing. Concurrent runs (CI starts one in the background, run.sh asks again)
+# nothing. The cache directory is named after every version, so a new or bumped
+# part makes a new directory; the parts whose versions did not change are then
+# hard-linked from the directory that has them (reuse below), not rebuilt. Concurrent runs (CI starts one in the background, run.sh asks again)
 # serialise on a lock in the cache directory.
 #
 # Environment:
@@ -28,7 +31,7 @@ set -euo pipefail
 # shellcheck source=k8s-e2e/versions.env
 . "$(dirname "$0")/versions.env"
 
-key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_provisioner-${PROVISIONER_VERSION}_attacher-${ATTACHER_VERSION}_resizer-${RESIZER_VERSION}"
+key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_provisioner-${PROVISIONER_VERSION}_attacher-${ATTACHER_VERSION}_resizer-${RESIZER_VERSION}_snapshotter-${SNAPSHOTTER_VERSION}"
 cache="${K8S_E2E_CACHE:-$HOME/.cache/rds-reconcile-k8s}"
 root="$cache/$key"
 bin="${K8S_E2E_BIN:-$root/bin}"
@@ -59,6 +62,39 @@ timed() { # timed <name> <cmd...>: run, record wall seconds in timings.txt
 have() { # have <binary...>: all present and executable
   local b
   for b in "$@"; do [ -x "$bin/$b" ] || return 1; done
+}
+
+# reuse <token...> -- <binary...>: the part's binaries from another version
+# directory of the cache whose name has every token (the part's own versions,
+# e.g. provisioner-v5.3.0), hard-linked (or copied) into bin. A cold build of a
+# part costs 10 to 60 minutes here; one that only moved directory is not redone.
+# Binaries land in a bin directory by rename after a whole build, so one seen
+# there is complete.
+reuse() {
+  local toks=() d k t b ok
+  while [ "$1" != -- ]; do
+    toks+=("$1")
+    shift
+  done
+  shift
+  for d in "$cache"/k8s-*/; do
+    d=${d%/}
+    k=${d##*/}
+    [ "$k" != "$key" ] || continue
+    ok=1
+    for t in "${toks[@]}"; do
+      case "_${k}_" in *"_${t}_"*) ;; *) ok=0 ;; esac
+    done
+    for b in "$@"; do [ -x "$d/bin/$b" ] || ok=0; done
+    [ "$ok" = 1 ] || continue
+    for b in "$@"; do
+      ln -f "$d/bin/$b" "$bin/$b" 2>/dev/null || cp -p "$d/bin/$b" "$bin/$b"
+    done
+    log "$*: reused from $k"
+    echo "$(date -u +%FT%TZ) $* reused from $k" >>"$root/timings.txt"
+    return 0
+  done
+  return 1
 }
 
 k8s_part() {
@@ -119,8 +155,12 @@ k8s_part() {
   mv "$out/kube-apiserver" "$out/kube-controller-manager" "$out/kubectl" "$bin/"
 }
 
-sidecar_part() { # sidecar_part <binary> <module> <version>
-  local name=$1 mod=$2 ver=$3 dir="$src/$1"
+# scratch_module <dir> <name> <module> <version>: a module requiring the sidecar,
+# with the sidecar's non-local replace lines (both the one-line and the block
+# form) copied: they pin the k8s.io modules it was released with and apply only
+# in the main module. Prints the path of the sidecar's own go.mod.
+scratch_module() {
+  local dir=$1 name=$2 mod=$3 ver=$4
   mkdir -p "$dir"
   {
     echo "module rds-reconcile.invalid/k8s-e2e/$name"
@@ -129,8 +169,6 @@ sidecar_part() { # sidecar_part <binary> <module> <version>
     echo
     echo "require $mod $ver"
   } >"$dir/go.mod"
-  # Copy the sidecar's non-local replace lines (both the one-line and the block form):
-  # they pin the k8s.io modules it was released with.
   local gomod
   gomod=$(cd "$dir" && go mod download -json "$mod@$ver" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   awk '
@@ -148,24 +186,62 @@ sidecar_part() { # sidecar_part <binary> <module> <version>
       if (target !~ /^\.|^\//) print "replace " line
     }
     { line = "" }' "$gomod" >>"$dir/go.mod"
+  echo "$gomod"
+}
+
+sidecar_part() { # sidecar_part <binary> <module> <version>
+  local name=$1 mod=$2 ver=$3 dir="$src/$1"
+  scratch_module "$dir" "$name" "$mod" "$ver" >/dev/null
   (cd "$dir" && go get -tool "$mod/cmd/$name@$ver")
-  (cd "$dir" && go build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$bin/$name" "$mod/cmd/$name")
+  rm -rf "$dir/out" && mkdir -p "$dir/out"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$dir/out/$name" "$mod/cmd/$name")
+  mv "$dir/out/$name" "$bin/$name"
+}
+
+# csi-snapshotter and snapshot-controller: one module, one go build (they share
+# the client and the controller libraries). The sidecar's go.mod replaces its
+# client module (API types, clientset, CRDs) with ./client, the client/v8 module
+# of the same tag, which a dependant cannot see; here it is that module from the
+# proxy, at the same version.
+snapshotter_part() {
+  local mod=github.com/kubernetes-csi/external-snapshotter/v8 ver=$SNAPSHOTTER_VERSION
+  local client=github.com/kubernetes-csi/external-snapshotter/client/v8
+  local dir="$src/external-snapshotter" gomod
+  gomod=$(scratch_module "$dir" external-snapshotter "$mod" "$ver")
+  if ! grep -Eq "^replace[[:space:]]+$client[[:space:]]+=>[[:space:]]+\./client[[:space:]]*$" "$gomod"; then
+    log "$mod $ver no longer replaces $client with ./client; check how its client module is pinned"
+    exit 1
+  fi
+  echo "replace $client => $client $ver" >>"$dir/go.mod"
+  (cd "$dir" && go get -tool "$mod/cmd/csi-snapshotter@$ver" "$mod/cmd/snapshot-controller@$ver")
+  local got
+  got=$(cd "$dir" && go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$mod" "$client" | tr '\n' ' ')
+  if [ "$got" != "$ver $ver " ]; then
+    log "version drift in the snapshotter module: got external-snapshotter/client $got, want $ver $ver"
+    exit 1
+  fi
+  rm -rf "$dir/out" && mkdir -p "$dir/out"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$dir/out/" "$mod/cmd/csi-snapshotter" "$mod/cmd/snapshot-controller")
+  mv "$dir/out/csi-snapshotter" "$dir/out/snapshot-controller" "$bin/"
 }
 
 t_all=$(date +%s)
 if have etcd kube-apiserver kube-controller-manager kubectl; then
   log "etcd, kube-apiserver, kube-controller-manager, kubectl: cached"
-else
+elif ! reuse "k8s-$K8S_VERSION" "etcd-$ETCD_VERSION" -- etcd kube-apiserver kube-controller-manager kubectl; then
   timed "kubernetes-$K8S_VERSION+etcd-$ETCD_VERSION" k8s_part
 fi
-if have csi-provisioner; then log "csi-provisioner: cached"; else
+if have csi-provisioner; then log "csi-provisioner: cached"; elif ! reuse "provisioner-$PROVISIONER_VERSION" -- csi-provisioner; then
   timed "csi-provisioner-$PROVISIONER_VERSION" sidecar_part csi-provisioner github.com/kubernetes-csi/external-provisioner/v5 "$PROVISIONER_VERSION"
 fi
-if have csi-attacher; then log "csi-attacher: cached"; else
+if have csi-attacher; then log "csi-attacher: cached"; elif ! reuse "attacher-$ATTACHER_VERSION" -- csi-attacher; then
   timed "csi-attacher-$ATTACHER_VERSION" sidecar_part csi-attacher github.com/kubernetes-csi/external-attacher/v4 "$ATTACHER_VERSION"
 fi
-if have csi-resizer; then log "csi-resizer: cached"; else
+if have csi-resizer; then log "csi-resizer: cached"; elif ! reuse "resizer-$RESIZER_VERSION" -- csi-resizer; then
   timed "csi-resizer-$RESIZER_VERSION" sidecar_part csi-resizer github.com/kubernetes-csi/external-resizer/v2 "$RESIZER_VERSION"
+fi
+if have csi-snapshotter snapshot-controller; then log "csi-snapshotter, snapshot-controller: cached"; elif ! reuse "snapshotter-$SNAPSHOTTER_VERSION" -- csi-snapshotter snapshot-controller; then
+  timed "external-snapshotter-$SNAPSHOTTER_VERSION" snapshotter_part
 fi
 log "all parts ready in $(($(date +%s) - t_all)) s: $bin"
 echo "$bin"
