@@ -49,7 +49,8 @@ type controller struct {
 	cfg   ControllerConfig
 	log   *slog.Logger
 	locks keyLocks
-	calls crowd // volume calls in flight, for the batchers (crowd.go)
+	calls crowd    // volume calls in flight, for the batchers (crowd.go)
+	memo  loadMemo // the last state loaded, by its bytes (memo.go)
 
 	revMu   sync.Mutex
 	lastRev string // the base revision last loaded (logged when it changes)
@@ -204,6 +205,7 @@ func (c *controller) baseReady() error {
 //
 // With a BaseSource the base files are those of its last good revision,
 // read afresh each time; before the first one every call is Unavailable.
+// Calls that read the same bytes share one parse (memo.go).
 func (c *controller) desired(ctx context.Context) (*spec.State, error) {
 	layer, err := c.cfg.Layer.Load(ctx)
 	if err != nil {
@@ -213,7 +215,7 @@ func (c *controller) desired(ctx context.Context) (*spec.State, error) {
 		return nil, status.Errorf(codes.Unavailable, "reading the CSI layer %s: %v", c.cfg.Layer.Name(), err)
 	}
 	if c.cfg.Base == nil {
-		st, err := spec.LoadWith(c.cfg.BaseFiles, c.cfg.Layer.Name(), layer)
+		st, err := c.memo.load(c.cfg.BaseFiles, c.cfg.Layer.Name(), layer)
 		if err != nil {
 			return nil, status.Errorf(codes.FailedPrecondition, "loading the desired state: %v", err)
 		}
@@ -222,7 +224,7 @@ func (c *controller) desired(ctx context.Context) (*spec.State, error) {
 	var st *spec.State
 	var lerr error
 	rev, err := c.cfg.Base.Read(func(files []string) error {
-		st, lerr = spec.LoadWith(files, c.cfg.Layer.Name(), layer)
+		st, lerr = c.memo.load(files, c.cfg.Layer.Name(), layer)
 		return nil
 	})
 	if errors.Is(err, ErrNoBase) {
