@@ -47,6 +47,9 @@ type csiFlags struct {
 	// share a layer write and an RDS session (0: each call alone).
 	gather     time.Duration
 	kubeconfig string
+	// registrationPath is the node's CSI socket as the kubelet sees it;
+	// when set the node serves the kubelet's plugin registration itself.
+	registrationPath string
 }
 
 func newCSICmd(g *globals) *cobra.Command {
@@ -118,6 +121,7 @@ and disconnects orphaned managed controllers.`,
 	fl.Int64Var(&f.maxVolumes, "max-volumes-per-node", 0, "volumes a node may hold (0: no limit)")
 	fl.StringVar(&f.kubeletDir, "kubelet-dir", csi.DefaultKubeletDir, "the kubelet's root directory: the node mounts, unmounts and removes only below it")
 	fl.StringVar(&f.layer, "layer", "", "controller: where the CSI layer lives: configmap://NAMESPACE/NAME (Kubernetes), or leave it out for <state-dir>/csi-volumes.yaml")
+	fl.StringVar(&f.registrationPath, "kubelet-registration-path", "", "node: register with the kubelet (no node-driver-registrar needed): serve <kubelet-dir>/plugins_registry/<driver-name>-reg.sock, naming this path, the --endpoint socket as the kubelet sees it (e.g. /var/lib/kubelet/plugins/rds.csi.rds-reconcile.io/csi.sock)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "with --layer configmap://...: kubeconfig file for the API server (default: the pod's service account)")
 	addGitFlags(cmd, &f.git, "controller: take the base state from this git repository (https://, ssh://, user@host:path, file://) instead of -f files",
 		"with --git: time between fetches; each controller call reads the last good revision")
@@ -222,6 +226,14 @@ func checkCSIFlags(g *globals, f *csiFlags) (csi.Mode, error) {
 	if !filepath.IsAbs(f.kubeletDir) || filepath.Clean(f.kubeletDir) != f.kubeletDir {
 		return usage(fmt.Errorf("--kubelet-dir %q: give an absolute, clean path such as %s", f.kubeletDir, csi.DefaultKubeletDir))
 	}
+	if f.registrationPath != "" {
+		if mode == csi.ModeController {
+			return usage(errors.New("--kubelet-registration-path registers the node plugin with the kubelet: use it with --mode node or all"))
+		}
+		if !filepath.IsAbs(f.registrationPath) || filepath.Clean(f.registrationPath) != f.registrationPath {
+			return usage(fmt.Errorf("--kubelet-registration-path %q: give the CSI socket as the kubelet sees it, an absolute, clean path such as /var/lib/kubelet/plugins/%s/csi.sock", f.registrationPath, f.driverName))
+		}
+	}
 	return mode, nil
 }
 
@@ -318,8 +330,35 @@ func serveCSI(ctx context.Context, f *csiFlags, opts csi.Options, gb *gitBase, l
 		st := gb.repo.Status()
 		attrs = append(attrs, "git", st.URL, "ref", st.Ref, "revision", revOrNone(st.Short))
 	}
+	if f.registrationPath != "" {
+		return serveWithRegistration(ctx, f, d, lis, log, attrs)
+	}
 	log.Info("serving CSI", attrs...)
 	return d.Serve(ctx, lis)
+}
+
+// serveWithRegistration serves CSI and, once the endpoint listens (the
+// kubelet calls NodeGetInfo on it right after reading the registration),
+// the kubelet's plugin registration. A registration that cannot be served
+// stops the plugin with its error: a node plugin the kubelet never finds
+// would otherwise look healthy while no volume can mount.
+func serveWithRegistration(ctx context.Context, f *csiFlags, d *csi.Driver, lis net.Listener, log *slog.Logger, attrs []any) error {
+	sock := csi.RegistrationSocket(f.kubeletDir, f.driverName)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rerr := make(chan error, 1)
+	go func() {
+		err := csi.ServeRegistration(sctx, csi.Registration{Driver: f.driverName, Endpoint: f.registrationPath, Socket: sock, Logger: log})
+		cancel()
+		rerr <- err
+	}()
+	log.Info("serving CSI", append(attrs, "registration", sock)...)
+	err := d.Serve(sctx, lis)
+	cancel()
+	if regErr := <-rerr; regErr != nil {
+		return &exitError{code: 1, err: fmt.Errorf("--kubelet-registration-path: %w", regErr)}
+	}
+	return err
 }
 
 func layerName(l controllerLayerStore) string {
