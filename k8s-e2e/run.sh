@@ -7,9 +7,11 @@
 #   etcd, kube-apiserver (certificates, service-account keys and static tokens
 #   made at run time, RBAC authorization), kube-controller-manager (PV binder,
 #   PV/PVC protection, attach-detach, expander, service accounts),
-#   `rds-reconcile sim` as the RDS, and the pod of the shipped controller
-#   (Deployment or StatefulSet, whichever controller.yaml says) run as processes: `rds-reconcile csi` and csi-provisioner,
-#   csi-attacher, csi-resizer with the args the manifest gives them.
+#   snapshot-controller (with the snapshot CRDs), `rds-reconcile sim` as the
+#   RDS, and the pod of the shipped controller (Deployment or StatefulSet,
+#   whichever controller.yaml says) run as processes: `rds-reconcile csi` and
+#   csi-provisioner, csi-attacher, csi-resizer, csi-snapshotter with the args
+#   the manifest gives them.
 # Binaries come from k8s-e2e/build.sh (a cache outside the repository; a cold
 # build takes ~30 min on 2 cores, a warm one nothing).
 #
@@ -37,6 +39,16 @@
 #     empty folders.
 #   - controller.yaml and node.yaml are validated by the apiserver (server-side
 #     dry run) but not run as workloads: there is no kubelet on this side.
+#   - The snapshot CRDs (VolumeSnapshotClass, VolumeSnapshot,
+#     VolumeSnapshotContent) and snapshot-controller's RBAC are applied from
+#     the external-snapshotter modules of SNAPSHOTTER_VERSION in the Go module
+#     cache (client/v8 config/crd; deploy/kubernetes/snapshot-controller), as
+#     a cluster admin installs them; snapshot-controller runs on the host like
+#     kube-controller-manager, with a token of its ServiceAccount and no
+#     leader election. volumesnapshotclass.yaml is applied as shipped.
+#   - The simulator keeps its disks as sparse files (--backend files) and logs
+#     every command (--log-level debug), so the snapshot flows can check what
+#     a disk was copied from: by the copy-from command and by the bytes.
 #   - No kube-scheduler: the WaitForFirstConsumer class's PVC gets the
 #     volume.kubernetes.io/selected-node annotation the scheduler would set, and
 #     the test pod has spec.nodeName. The Node and its CSINode are made by hand
@@ -62,6 +74,25 @@ say() { printf '[k8s-e2e %4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
 BIN=$("$REPO/k8s-e2e/build.sh")
 # shellcheck source=k8s-e2e/versions.env
 . "$REPO/k8s-e2e/versions.env"
+
+# The snapshot CRDs and snapshot-controller's RBAC, from the module cache
+# build.sh filled (the sidecar's module and its client module, same tag).
+snapdir() { # snapdir <module>: its folder in the module cache
+  (cd / && GOFLAGS=-mod=mod go mod download -json "$1@$SNAPSHOTTER_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+}
+SNAP_MOD=$(snapdir github.com/kubernetes-csi/external-snapshotter/v8)
+SNAP_CLIENT=$(snapdir github.com/kubernetes-csi/external-snapshotter/client/v8)
+SNAP_CRDS=()
+for k in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+  SNAP_CRDS+=("$SNAP_CLIENT/config/crd/snapshot.storage.k8s.io_$k.yaml")
+done
+SNAP_RBAC=$SNAP_MOD/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml
+for f in "${SNAP_CRDS[@]}" "$SNAP_RBAC"; do
+  [ -f "$f" ] || {
+    echo "k8s-e2e: $f is missing: external-snapshotter $SNAPSHOTTER_VERSION moved its CRDs or RBAC; update run.sh" >&2
+    exit 1
+  }
+done
 
 W=${K8S_E2E_WORK:-$(mktemp -d /tmp/k8s-e2e.XXXXXX)}
 mkdir -p "$W"/{bin,logs,pki,kube,etcd}
@@ -252,15 +283,29 @@ waitfor 90 "kube-controller-manager runs (serviceaccount default/default)" kube-
   K -n default get serviceaccount default
 
 step "rds-reconcile sim (the RDS)"
-start sim "$RR" sim --listen 127.0.0.1:0 --dir "$W/rds"
+start sim "$RR" --log-level debug --log-format json sim --backend files --listen 127.0.0.1:0 --dir "$W/rds"
 waitfor 30 "the simulator writes its known_hosts" sim -- test -s "$W/rds/known_hosts"
 SIM_PORT=$(sed -n 's/^\[127\.0\.0\.1\]:\([0-9]*\) .*/\1/p' "$W/rds/known_hosts" | head -n1)
 [ -n "$SIM_PORT" ] || fail "no port in the simulator's known_hosts: $(cat "$W/rds/known_hosts")" sim
 rds() { "$TOOL" rds "$W/rds/state.json" 2>/dev/null || true; }
 rds_empty() { [ -z "$(rds)" ]; }
 
+step "snapshot CRDs and snapshot-controller $SNAPSHOTTER_VERSION"
+crd_args=()
+for f in "${SNAP_CRDS[@]}"; do crd_args+=(-f "$f"); done
+K apply "${crd_args[@]}" >"$LOGS/apply.log" 2>&1 || fail "applying the snapshot CRDs of external-snapshotter $SNAPSHOTTER_VERSION" apply
+K wait --for condition=established --timeout 60s "${crd_args[@]}" >>"$LOGS/apply.log" 2>&1 ||
+  fail "the snapshot CRDs are not established" apply kube-apiserver
+K apply -f "$SNAP_RBAC" >>"$LOGS/apply.log" 2>&1 || fail "applying snapshot-controller's RBAC ($SNAP_RBAC)" apply
+K -n kube-system create token snapshot-controller --duration 2h >"$W/kube/snapshot-controller.token" ||
+  fail "kubectl create token snapshot-controller"
+"$TOOL" kubeconfig --server "$SERVER" --ca "$W/pki/ca.crt" --token-file "$W/kube/snapshot-controller.token" \
+  --out "$W/kube/snapshot-controller.kubeconfig"
+start snapshot-controller "$BIN/snapshot-controller" --kubeconfig "$W/kube/snapshot-controller.kubeconfig" --v=4
+
 step "apply the shipped manifests"
-K apply -f "$EX/namespace.yaml" -f "$EX/rbac.yaml" -f "$EX/csidriver.yaml" -f "$EX/storageclass.yaml" >"$LOGS/apply.log" 2>&1 ||
+K apply -f "$EX/namespace.yaml" -f "$EX/rbac.yaml" -f "$EX/csidriver.yaml" -f "$EX/storageclass.yaml" \
+  -f "$EX/volumesnapshotclass.yaml" >>"$LOGS/apply.log" 2>&1 ||
   fail "kubectl apply of the shipped manifests" apply
 # The workloads are validated by the real API (strict fields) but not run here.
 K apply --dry-run=server -f "$EX/controller.yaml" -f "$EX/node.yaml" >>"$LOGS/apply.log" 2>&1 ||
@@ -329,11 +374,12 @@ for c in $pod_containers; do
       say "$c: rds-reconcile ${args[*]} ${extra[*]}"
       podstart "$c" env "${envs[@]}" KUBECONFIG="$SA_KUBECONFIG" "$RR" "${args[@]}" "${extra[@]}"
       ;;
-    csi-provisioner | csi-attacher | csi-resizer)
+    csi-provisioner | csi-attacher | csi-resizer | csi-snapshotter)
       case $name in
         csi-provisioner) want=$PROVISIONER_VERSION ;;
         csi-attacher) want=$ATTACHER_VERSION ;;
         csi-resizer) want=$RESIZER_VERSION ;;
+        csi-snapshotter) want=$SNAPSHOTTER_VERSION ;;
       esac
       [ "$tag" = "$want" ] || fail "controller.yaml runs $image, but this harness builds and tests $name $want (k8s-e2e/versions.env)"
       SIDECARS+=("$c:$name")
@@ -545,6 +591,160 @@ K -n "$TEST_NS" delete pvc wffc --wait=false >/dev/null
 waitfor 120 "PV $WFFC_PV is deleted" csi-provisioner "$DRIVER" -- sh -c "! '$BIN/kubectl' get pv '$WFFC_PV'"
 [ -z "$(rds)" ] || fail "the RDS is not empty: $(rds)" "$DRIVER" sim
 
+# ---------------------------------------------------------------------------
+# Snapshots: the VolumeSnapshot API (CRDs, snapshot-controller) and
+# csi-snapshotter drive CreateSnapshot/DeleteSnapshot, and csi-provisioner
+# CreateVolume with a content source. What a disk holds is checked by its
+# bytes: the simulator keeps each disk as a file (--backend files), and the
+# harness writes into the source volume's file what a node would write.
+SNAPC=""
+for s in "${SIDECARS[@]}"; do
+  [ "${s#*:}" = csi-snapshotter ] && SNAPC=${s%%:*}
+done
+[ -n "$SNAPC" ] || fail "controller.yaml runs no csi-snapshotter container: VolumeSnapshots of this driver would never be made"
+VSCLASS=$(K get -f "$EX/volumesnapshotclass.yaml" -o jsonpath='{.metadata.name}')
+SNAP_LOGS=("$SNAPC" snapshot-controller "$DRIVER" sim)
+diskfile() { # diskfile <slot>: the disk's file on the simulator's side
+  local p
+  p=$(rds | awk -v s="$1" '$1 == "disk" && $2 == s {print $3}')
+  [ -n "$p" ] && echo "$W/rds/files/$p"
+}
+mark() { # mark <file> <offset> <text>: writes text into the disk image in place
+  printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+holds() { # holds <file> <offset> <text>
+  [ "$(dd if="$1" bs=1 skip="$2" count="${#3}" status=none | tr -d '\0')" = "$3" ]
+}
+# copied_from <source slot> <new slot>: the simulator ran a copy-from of the
+# source's disk into the new slot (its command log, quotes dropped: the
+# values are quoted in the command and escaped again in the JSON log).
+copied_from() {
+  local lines # no grep -q in a pipe: under pipefail its early exit fails the writer
+  lines=$(grep '"sim command"' "$LOGS/sim.log" | tr -d '\\"' | grep -F "copy-from=[find slot=$1]" || true)
+  grep -Eq "slot=$2([ ,]|\$)" <<<"$lines"
+}
+# layer_item <name>: the lines of the CSI layer's list item (volume or
+# snapshot) named <name>, however many fields it has.
+layer_item() {
+  layer | awk -v n="$1" '
+    inside { m = match($0, /[^ ]/); if (m && m <= col) inside = 0 }
+    !inside && $0 ~ ("^ *- name: " n "$") { inside = 1; col = index($0, "-"); print; next }
+    inside { print }'
+}
+# The harness's own markers: one before the snapshot, one after it.
+MARK1="k8s-e2e before the snapshot $(date +%s%N)"
+MARK2="k8s-e2e after the snapshot $(date +%s%N)"
+OFF1=1048576 OFF2=2097152
+
+step "VolumeSnapshot of a bound PVC -> snapshot-controller and csi-snapshotter -> CreateSnapshot -> readyToUse, a snapshot disk on the RDS"
+pvc src "$SCI" 64Mi | K apply -f - >/dev/null
+waitfor 120 "PVC src is Bound" csi-provisioner "$DRIVER" -- jp_is Bound -n "$TEST_NS" pvc src -o jsonpath='{.status.phase}'
+SRC_PV=$(jp -n "$TEST_NS" pvc src -o jsonpath='{.spec.volumeName}')
+SRC_FILE=$(diskfile "$SRC_PV") || fail "no disk $SRC_PV on the RDS: $(rds)" "$DRIVER" sim
+mark "$SRC_FILE" $OFF1 "$MARK1"
+cat <<EOF | K apply -f - >/dev/null
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: snap, namespace: $TEST_NS}
+spec:
+  volumeSnapshotClassName: $VSCLASS
+  source: {persistentVolumeClaimName: src}
+EOF
+waitfor 120 "VolumeSnapshot snap readyToUse" "${SNAP_LOGS[@]}" -- \
+  jp_is true -n "$TEST_NS" volumesnapshot snap -o jsonpath='{.status.readyToUse}'
+VSC=$(jp -n "$TEST_NS" volumesnapshot snap -o jsonpath='{.status.boundVolumeSnapshotContentName}')
+[ -n "$VSC" ] || fail "VolumeSnapshot snap is ready but names no VolumeSnapshotContent" snapshot-controller
+SNAP_ID=$(jp volumesnapshotcontent "$VSC" -o jsonpath='{.status.snapshotHandle}')
+[ -n "$SNAP_ID" ] || fail "VolumeSnapshotContent $VSC has no snapshotHandle" "$SNAPC" "$DRIVER"
+[ "$(jp volumesnapshotcontent "$VSC" -o jsonpath='{.spec.driver}')" = rds.csi.rds-reconcile.io ] ||
+  fail "VolumeSnapshotContent $VSC is for another driver" snapshot-controller
+[ "$(jp volumesnapshotcontent "$VSC" -o jsonpath='{.spec.source.volumeHandle}')" = "$SRC_PV" ] ||
+  fail "VolumeSnapshotContent $VSC is not of volume $SRC_PV" snapshot-controller
+[ "$(jp volumesnapshotcontent "$VSC" -o jsonpath='{.spec.deletionPolicy}')" = Delete ] ||
+  fail "VolumeSnapshotContent $VSC does not have the class's deletionPolicy Delete" snapshot-controller
+[ "$(jp -n "$TEST_NS" volumesnapshot snap -o jsonpath='{.status.restoreSize}')" = 64Mi ] ||
+  fail "VolumeSnapshot snap restoreSize $(jp -n "$TEST_NS" volumesnapshot snap -o jsonpath='{.status.restoreSize}'), want the volume's 64Mi" "$SNAPC" "$DRIVER"
+case $SNAP_ID in
+  *snap-*) ;;
+  *) fail "snapshot handle $SNAP_ID is not in the snapshots' name space (<slotPrefix>snap-)" "$DRIVER" ;;
+esac
+grep -q "^disk $SNAP_ID [^ ]* 67108864 export=no " <<<"$(rds)" ||
+  fail "no unexported 64 MiB disk $SNAP_ID on the RDS for VolumeSnapshotContent $VSC: $(rds)" "$DRIVER" sim
+copied_from "$SRC_PV" "$SNAP_ID" || fail "the simulator ran no copy-from of $SRC_PV into $SNAP_ID" "$DRIVER" sim
+SNAP_FILE=$(diskfile "$SNAP_ID")
+holds "$SNAP_FILE" $OFF1 "$MARK1" || fail "the snapshot's file $SNAP_FILE lacks what the volume held when it was taken" sim
+grep -q 'CreateSnapshot' "$LOGS/$DRIVER.log" || fail "the driver logged no CreateSnapshot" "$DRIVER"
+entry=$(layer_item "$SNAP_ID")
+grep -q "volume: $SRC_PV" <<<"$entry" ||
+  fail "the CSI layer ($LAYER_DESC) lacks snapshot $SNAP_ID of volume $SRC_PV: $(layer)" "$DRIVER"
+# The volume changes after the snapshot; a restore must not see it.
+mark "$SRC_FILE" $OFF2 "$MARK2"
+say "VolumeSnapshot snap ready: content $VSC, snapshot $SNAP_ID on the RDS"
+
+step "PVC from the VolumeSnapshot (128Mi, larger) -> CreateVolume from the snapshot -> Bound, its disk a copy of the snapshot"
+cat <<EOF | K apply -f - >/dev/null
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: restored, namespace: $TEST_NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: $SCI
+  resources: {requests: {storage: 128Mi}}
+  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: snap}
+EOF
+waitfor 120 "PVC restored is Bound" csi-provisioner "${SNAP_LOGS[@]}" -- \
+  jp_is Bound -n "$TEST_NS" pvc restored -o jsonpath='{.status.phase}'
+R_PV=$(jp -n "$TEST_NS" pvc restored -o jsonpath='{.spec.volumeName}')
+grep -q "^disk $R_PV storage-pool/volumes/$R_PV.img 134217728 export=yes " <<<"$(rds)" ||
+  fail "no exported 128 MiB disk $R_PV on the RDS: $(rds)" "$DRIVER" sim
+copied_from "$SNAP_ID" "$R_PV" || fail "the simulator ran no copy-from of snapshot $SNAP_ID into $R_PV" "$DRIVER" sim
+R_FILE=$(diskfile "$R_PV")
+holds "$R_FILE" $OFF1 "$MARK1" || fail "the restored disk $R_PV lacks what the volume held at the snapshot" sim
+holds "$R_FILE" $OFF2 "$MARK2" && fail "the restored disk $R_PV holds what was written after the snapshot" sim
+entry=$(layer_item "$R_PV")
+grep -q "snapshot: $SNAP_ID" <<<"$entry" ||
+  fail "the CSI layer ($LAYER_DESC) does not record $R_PV's source snapshot $SNAP_ID: $(layer)" "$DRIVER"
+say "PVC restored bound to $R_PV, copied from $SNAP_ID"
+
+step "PVC cloned from the PVC (dataSource PersistentVolumeClaim) -> CreateVolume from the volume -> Bound, its disk a copy of the volume now"
+cat <<EOF | K apply -f - >/dev/null
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: clone, namespace: $TEST_NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: $SCI
+  resources: {requests: {storage: 64Mi}}
+  dataSource: {kind: PersistentVolumeClaim, name: src}
+EOF
+waitfor 120 "PVC clone is Bound" csi-provisioner "$DRIVER" sim -- jp_is Bound -n "$TEST_NS" pvc clone -o jsonpath='{.status.phase}'
+C_PV=$(jp -n "$TEST_NS" pvc clone -o jsonpath='{.spec.volumeName}')
+grep -q "^disk $C_PV storage-pool/volumes/$C_PV.img 67108864 export=yes " <<<"$(rds)" ||
+  fail "no exported 64 MiB disk $C_PV on the RDS: $(rds)" "$DRIVER" sim
+copied_from "$SRC_PV" "$C_PV" || fail "the simulator ran no copy-from of $SRC_PV into $C_PV" "$DRIVER" sim
+C_FILE=$(diskfile "$C_PV")
+holds "$C_FILE" $OFF2 "$MARK2" || fail "the clone $C_PV lacks what its source held when cloned" sim
+entry=$(layer_item "$C_PV")
+grep -q "volume: $SRC_PV" <<<"$entry" ||
+  fail "the CSI layer ($LAYER_DESC) does not record $C_PV's source volume $SRC_PV: $(layer)" "$DRIVER"
+say "PVC clone bound to $C_PV, copied from $SRC_PV"
+
+step "delete the restored PVC, the clone, then the VolumeSnapshot (Delete) -> DeleteVolume, DeleteSnapshot, the snapshot gone from the RDS and the layer"
+K -n "$TEST_NS" delete pvc restored clone --wait=false >/dev/null
+waitfor 120 "PVs $R_PV and $C_PV are deleted" csi-provisioner "$DRIVER" -- \
+  sh -c "! '$BIN/kubectl' get pv '$R_PV' && ! '$BIN/kubectl' get pv '$C_PV'"
+grep -q -e "$R_PV" -e "$C_PV" <<<"$(rds)" && fail "the RDS still holds $R_PV or $C_PV: $(rds)" "$DRIVER" sim
+K -n "$TEST_NS" delete volumesnapshot snap --wait=false >/dev/null
+waitfor 120 "VolumeSnapshotContent $VSC is deleted" "${SNAP_LOGS[@]}" -- sh -c "! '$BIN/kubectl' get volumesnapshotcontent '$VSC'"
+waitfor 60 "VolumeSnapshot snap is deleted" snapshot-controller -- sh -c "! '$BIN/kubectl' -n '$TEST_NS' get volumesnapshot snap"
+grep -q 'DeleteSnapshot' "$LOGS/$DRIVER.log" || fail "the driver logged no DeleteSnapshot" "$DRIVER"
+grep -q "$SNAP_ID" <<<"$(rds)" && fail "the RDS still holds snapshot $SNAP_ID: $(rds | grep "$SNAP_ID")" "$DRIVER" sim
+grep -q "$SNAP_ID" <<<"$(layer)" && fail "the CSI layer ($LAYER_DESC) still names snapshot $SNAP_ID: $(layer)" "$DRIVER"
+K -n "$TEST_NS" delete pvc src --wait=false >/dev/null
+waitfor 120 "PV $SRC_PV is deleted" csi-provisioner "$DRIVER" -- sh -c "! '$BIN/kubectl' get pv '$SRC_PV'"
+waitfor 30 "the RDS empty" "$DRIVER" sim -- rds_empty
+say "snapshot $SNAP_ID and the volumes made from it are gone from the RDS and the layer"
+
 N=${K8S_E2E_PVCS:-20}
 step "$N PVCs at once -> all bound, none lost, no duplicates on the RDS"
 for i in $(seq -w 1 "$N"); do
@@ -632,7 +832,7 @@ waitfor 300 "every PV deleted" csi-provisioner "$DRIVER" -- no_pvs
 waitfor 30 "the RDS empty" "$DRIVER" sim -- rds_empty
 
 step "no errors the flows hid"
-alive "$DRIVER" "${SIDECARS[@]%%:*}" kube-controller-manager kube-apiserver etcd sim
+alive "$DRIVER" "${SIDECARS[@]%%:*}" kube-controller-manager snapshot-controller kube-apiserver etcd sim
 if grep -i -h 'forbidden' "$LOGS"/csi-*.log "$LOGS/$DRIVER.log" >/dev/null 2>&1; then
   fail "a sidecar or the driver was refused by RBAC" "${SIDECARS[@]%%:*}"
 fi

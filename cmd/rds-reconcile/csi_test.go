@@ -156,6 +156,14 @@ type (
 		AllowVolumeExpansion bool              `yaml:"allowVolumeExpansion"`
 		Parameters           map[string]string `yaml:"parameters"`
 	}
+	k8sVolumeSnapshotClass struct {
+		APIVersion     string            `yaml:"apiVersion"`
+		Kind           string            `yaml:"kind"`
+		Metadata       k8sMeta           `yaml:"metadata"`
+		Driver         string            `yaml:"driver"`
+		DeletionPolicy string            `yaml:"deletionPolicy"`
+		Parameters     map[string]string `yaml:"parameters"`
+	}
 	k8sSecret struct {
 		APIVersion string            `yaml:"apiVersion"`
 		Kind       string            `yaml:"kind"`
@@ -337,7 +345,7 @@ func loadManifests(t *testing.T) manifests {
 				continue
 			}
 			switch h.Kind {
-			case "Namespace", "CSIDriver", "StorageClass", "ClusterRole", "ClusterRoleBinding":
+			case "Namespace", "CSIDriver", "StorageClass", "VolumeSnapshotClass", "ClusterRole", "ClusterRoleBinding":
 				if h.Metadata.Namespace != "" {
 					t.Errorf("%s: a cluster-scoped object has a namespace", where)
 				}
@@ -359,6 +367,8 @@ func loadManifests(t *testing.T) manifests {
 			case "StorageClass":
 				m.classes = append(m.classes, k8sStorageClass{})
 				target = &m.classes[len(m.classes)-1]
+			case "VolumeSnapshotClass":
+				target = &k8sVolumeSnapshotClass{} // checked in k8s-e2e/manifest
 			case "Secret":
 				m.secrets = append(m.secrets, k8sSecret{})
 				target = &m.secrets[len(m.secrets)-1]
@@ -472,7 +482,7 @@ func TestKubernetesManifests(t *testing.T) {
 				mounts[vm.MountPath] = vm.Name
 			}
 			if !strings.HasPrefix(c.Image, "ghcr.io/rds-reconcile/rds-reconcile:") {
-				for _, s := range []string{"csi-provisioner", "csi-attacher", "csi-resizer", "livenessprobe", "csi-node-driver-registrar"} {
+				for _, s := range []string{"csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter", "livenessprobe", "csi-node-driver-registrar"} {
 					if strings.Contains(c.Image, "/"+s+":") {
 						sidecars[w.Kind+"/"+s] = true
 					}
@@ -532,7 +542,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Deployment/csi-provisioner", "Deployment/csi-attacher", "Deployment/csi-resizer",
-		"Deployment/livenessprobe", "DaemonSet/csi-node-driver-registrar", "DaemonSet/livenessprobe"} {
+		"Deployment/csi-snapshotter", "Deployment/livenessprobe", "DaemonSet/csi-node-driver-registrar", "DaemonSet/livenessprobe"} {
 		if !sidecars[want] {
 			t.Errorf("missing sidecar %s", want)
 		}

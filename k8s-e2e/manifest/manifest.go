@@ -230,6 +230,14 @@ type StorageClass struct {
 	ReclaimPolicy        string            `yaml:"reclaimPolicy"`
 }
 
+// VolumeSnapshotClass is the part of a VolumeSnapshotClass the checks read.
+type VolumeSnapshotClass struct {
+	Metadata       Meta              `yaml:"metadata"`
+	Driver         string            `yaml:"driver"`
+	DeletionPolicy string            `yaml:"deletionPolicy"`
+	Parameters     map[string]string `yaml:"parameters"`
+}
+
 // Image splits an image reference into its last path element and its tag:
 // registry.k8s.io/sig-storage/csi-provisioner:v5.3.0 -> csi-provisioner, v5.3.0.
 func Image(ref string) (name, tag string) {

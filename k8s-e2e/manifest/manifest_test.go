@@ -73,6 +73,12 @@ func TestSidecarVersions(t *testing.T) {
 		"csi-provisioner": versions["PROVISIONER_VERSION"],
 		"csi-attacher":    versions["ATTACHER_VERSION"],
 		"csi-resizer":     versions["RESIZER_VERSION"],
+		"csi-snapshotter": versions["SNAPSHOTTER_VERSION"],
+	}
+	for name, v := range want {
+		if v == "" {
+			t.Errorf("k8s-e2e/versions.env gives no version for %s", name)
+		}
 	}
 	seen := map[string]bool{}
 	for _, d := range shipped(t) {
@@ -100,6 +106,43 @@ func TestSidecarVersions(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("no workload runs %s, which k8s-e2e builds", name)
 		}
+	}
+}
+
+// TestShippedVolumeSnapshotClasses: every VolumeSnapshotClass shipped is for
+// this driver with a deletion policy the API accepts, and passes the driver
+// nothing: CreateSnapshot takes no parameters, so a key there would be
+// silently ignored (csi-snapshotter strips only its own
+// csi.storage.k8s.io/snapshotter-* keys and passes the rest on).
+func TestShippedVolumeSnapshotClasses(t *testing.T) {
+	n := 0
+	for _, d := range shipped(t) {
+		if d.Kind != "VolumeSnapshotClass" {
+			continue
+		}
+		n++
+		var c VolumeSnapshotClass
+		if err := d.Decode(&c); err != nil {
+			t.Fatal(err)
+		}
+		where := filepath.Base(d.File) + ": VolumeSnapshotClass " + c.Metadata.Name
+		if d.APIVersion != "snapshot.storage.k8s.io/v1" {
+			t.Errorf("%s: apiVersion %q, want snapshot.storage.k8s.io/v1 (the only version the v8 CRDs serve)", where, d.APIVersion)
+		}
+		if c.Driver != csi.DefaultDriverName {
+			t.Errorf("%s: driver %q, want %q", where, c.Driver, csi.DefaultDriverName)
+		}
+		if c.DeletionPolicy != "Delete" && c.DeletionPolicy != "Retain" {
+			t.Errorf("%s: deletionPolicy %q, want Delete or Retain (required)", where, c.DeletionPolicy)
+		}
+		for k := range c.Parameters {
+			if !strings.HasPrefix(k, ProvisionerPrefix+"snapshotter-") {
+				t.Errorf("%s: parameter %q reaches CreateSnapshot, which takes none", where, k)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no VolumeSnapshotClass in examples/kubernetes")
 	}
 }
 
