@@ -14,7 +14,8 @@ import (
 // of N concurrent calls always went alone and the other N-1 waited for it,
 // two layer writes and two RDS round trips instead of one each.
 type crowd struct {
-	n atomic.Int64
+	n    atomic.Int64
+	last atomic.Int64 // when the last call began, in Unix nanoseconds
 
 	mu   sync.Mutex
 	grew chan struct{} // closed by the next enter
@@ -22,6 +23,7 @@ type crowd struct {
 
 // enter counts one call until the returned func is called.
 func (c *crowd) enter() func() {
+	c.last.Store(time.Now().UnixNano())
 	c.n.Add(1)
 	c.mu.Lock()
 	if c.grew != nil {
@@ -41,6 +43,9 @@ func (c *crowd) size() int {
 	return int(c.n.Load())
 }
 
+// lastEnter is when the last call began.
+func (c *crowd) lastEnter() time.Time { return time.Unix(0, c.last.Load()) }
+
 // growth returns a channel closed when the next call enters.
 func (c *crowd) growth() <-chan struct{} {
 	c.mu.Lock()
@@ -51,21 +56,22 @@ func (c *crowd) growth() <-chan struct{} {
 	return c.grew
 }
 
-// gatherFor is how a batch's leader waits for company. With other calls in
-// flight it waits until joined() reaches the crowd's size (every call in
-// flight has joined: nobody else is coming) or window has passed since the
-// last call entered or joined (at most maxGatherWindows windows in all). A
-// call alone waits at most window/4 for a
-// second to enter, since gRPC starts the handlers of a burst one by one and
-// the first can reach its batch before the next has begun: that bounds
-// what a lone sequential call pays (twice window/4: the layer write and the
-// RDS session). No crowd (nil) or no window: no wait.
+// gatherFor is how a batch's leader waits for company. A call alone waits
+// at most a quiet spell (window/4) for a second to begin, since gRPC
+// starts the handlers of a burst one by one and the first can reach its
+// batch before the next has begun: that bounds what a lone sequential call
+// pays (twice window/4: the layer write and the RDS session). With others
+// in flight it waits until joined() reaches the crowd's size and no call
+// has begun for a quiet spell (a burst may still be starting), or until
+// window has passed since the last call began or joined; at most
+// maxGatherWindows windows in all. No crowd (nil) or no window: no wait.
 func gatherFor(c *crowd, window time.Duration, joined func() int, wake <-chan struct{}) {
 	if c == nil || window <= 0 {
 		return
 	}
+	quiet := window / 4
 	if grew := c.growth(); c.size() <= 1 {
-		t := time.NewTimer(window / 4)
+		t := time.NewTimer(quiet)
 		defer t.Stop()
 		select {
 		case <-grew:
@@ -76,19 +82,29 @@ func gatherFor(c *crowd, window time.Duration, joined func() int, wake <-chan st
 	// A steady stream of calls must not hold a batch forever.
 	limit := time.NewTimer(maxGatherWindows * window)
 	defer limit.Stop()
-	t := time.NewTimer(window)
-	defer t.Stop()
-	for joined() < c.size() {
+	for {
 		grew := c.growth()
+		wait, forJoins := window, true
+		if joined() >= c.size() {
+			since := time.Since(c.lastEnter())
+			if since >= quiet {
+				return
+			}
+			wait, forJoins = quiet-since, false
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-wake:
 		case <-grew:
 		case <-t.C:
-			return
+			if forJoins {
+				return // a window without progress: the rest are not coming soon
+			}
 		case <-limit.C:
+			t.Stop()
 			return
 		}
-		t.Reset(window)
+		t.Stop()
 	}
 }
 
