@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/rds-reconcile
 PKGS     := ./...
 
-.PHONY: help build test test-short lint fmt fuzz demo bench e2e k8s-e2e clean
+.PHONY: help build test test-short lint fmt fuzz demo bench e2e k8s-e2e k8s-node-e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ e2e: ## end to end in a QEMU VM with the real kernel NVMe/TCP stack (root)
 
 k8s-e2e: ## a real Kubernetes control plane drives the CSI controller from examples/kubernetes (docs/csi.md)
 	./k8s-e2e/run.sh
+
+k8s-node-e2e: ## a kubelet in the e2e VM mounts a PVC through the CSI node plugin (root; docs/csi.md)
+	./k8s-e2e/node/run.sh
 
 clean: ## remove build output
 	rm -rf bin
