@@ -13,7 +13,8 @@
 #   csi-provisioner, csi-attacher, csi-resizer, csi-snapshotter with the args
 #   the manifest gives them.
 # Binaries come from k8s-e2e/build.sh (a cache outside the repository; a cold
-# build takes ~30 min on 2 cores, a warm one nothing).
+# build takes ~30 min on 2 quiet cores, 2 hours loaded: docs/csi.md; a warm
+# one nothing).
 #
 # What the harness changes, and why (everything else is the manifests' own):
 #   - Container args are read from controller.yaml at run time (k8s-e2e/tool pod,
