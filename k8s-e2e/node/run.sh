@@ -131,7 +131,7 @@ waitfor() {
     if [ -n "$QPID" ] && ! kill -0 "$QPID" 2>/dev/null; then
       fail "$what: the VM stopped" kube-controller-manager
     fi
-    # Seen once in ten runs under TCG: the guest kernel stuck in the
+    # Seen once in sixteen runs under TCG: the guest kernel stuck in the
     # kubelet's threads on both vCPUs, nothing progressing; say so at once
     # instead of waiting out the deadline.
     if [ -n "$QPID" ] && grep -aq 'soft lockup' "$CON" 2>/dev/null; then
