@@ -30,9 +30,9 @@ type EngineOptions struct {
 	// Gather: how long a call of one volume waits for others to share its
 	// RDS session (gatherFor in crowd.go): a call alone waits at most a
 	// quarter of it for a second to begin; with other calls in flight
-	// (Scope's crowd), until they have all joined or Gather has passed
-	// since the last one did; a call that finds a batch in flight joins the
-	// next. Each call gets its own verdict. Zero means DefaultGather;
+	// (Scope's crowd), until they have all joined and none has begun for
+	// that quarter, or Gather has passed without progress; a call that
+	// finds a batch in flight joins the next. Each call gets its own verdict. Zero means DefaultGather;
 	// negative sends every call alone.
 	Gather time.Duration
 }
