@@ -34,7 +34,8 @@
 # the kubelet in $K8S_E2E_CACHE/kubelet-<version>/bin, the Debian packages in
 # $K8S_E2E_CACHE/node-debs. Environment: K8S_NODE_E2E_WORK (work folder;
 # default a new /tmp/k8s-node-e2e.*, removed on success), K8S_NODE_E2E_KEEP=1,
-# K8S_NODE_E2E_TIMEOUT (seconds for each wait, default 900).
+# K8S_NODE_E2E_TIMEOUT (seconds for each wait, default 900). With
+# --build-only it builds the parts (build.sh's and the kubelet) and stops.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -186,6 +187,13 @@ build_kubelet() {
   exec 8>&-
 }
 build_kubelet
+if [ "${1:-}" = --build-only ]; then
+  # CI builds the kubelet in the background with the other parts
+  # (.ci/run), off the critical path.
+  OK=1
+  say "kubelet ready: $KUBELET"
+  exit 0
+fi
 
 # containerd, runc and the CNI plugins: Debian 12's packages, unpacked, never
 # installed (no service starts on the host).
